@@ -1,0 +1,118 @@
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { isRole, type Identity, type Role } from '@lib/identity.js';
+
+export interface AuthConfig {
+  issuer: string;
+  audience: string;
+  algorithms: string[];
+  jwksUrl?: string | undefined;
+  jwks?: string | undefined;
+  roleClaim: string;
+  defaultRole?: Role | undefined;
+  clockToleranceS: number;
+}
+
+/** Why a token was refused; sent as `extensions.reason` beside the code UNAUTHENTICATED. */
+export type AuthFailure =
+  | 'MISSING_TOKEN'
+  | 'MALFORMED_TOKEN'
+  | 'TOKEN_EXPIRED'
+  | 'BAD_SIGNATURE'
+  | 'ALGORITHM_NOT_ALLOWED'
+  | 'UNKNOWN_KEY'
+  | 'CLAIM_INVALID'
+  | 'NO_ROLE';
+
+export class AuthError extends Error {
+  override name = 'AuthError';
+  constructor(
+    readonly reason: AuthFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The key source is unreachable (OIDC provider down): not the client's fault. */
+export class KeySourceError extends Error {
+  override name = 'KeySourceError';
+}
+
+export interface Authenticator {
+  authenticate(authorization: string | undefined): Promise<Identity>;
+}
+
+const MAX_TOKEN_LENGTH = 8192;
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/;
+const USER_ID = /^[\w.@:|-]{1,128}$/;
+const ROLE_RANK: Record<Role, number> = { STUDENT: 0, TEACHER: 1, ADMIN: 2 };
+
+export function createAuthenticator(config: AuthConfig): Authenticator {
+  const keys: JWTVerifyGetKey = config.jwksUrl
+    ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
+    : createLocalJWKSet(JSON.parse(config.jwks ?? '{"keys":[]}'));
+
+  return {
+    async authenticate(authorization) {
+      if (!authorization) throw new AuthError('MISSING_TOKEN', 'Missing bearer token in the Authorization header');
+      if (authorization.length > MAX_TOKEN_LENGTH) throw new AuthError('MALFORMED_TOKEN', 'Token too long');
+      const match = BEARER.exec(authorization.trim());
+      if (!match?.[1]) throw new AuthError('MALFORMED_TOKEN', 'Expected "Authorization: Bearer <JWT>"');
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(match[1], keys, {
+          algorithms: config.algorithms,
+          issuer: config.issuer,
+          audience: config.audience,
+          requiredClaims: ['exp', 'sub'],
+          clockTolerance: config.clockToleranceS,
+        }));
+      } catch (err) {
+        throw translate(err);
+      }
+      const sub = payload.sub;
+      if (typeof sub !== 'string' || !USER_ID.test(sub)) {
+        throw new AuthError('CLAIM_INVALID', 'The "sub" claim must be 1 to 128 word characters');
+      }
+      const role = roleFrom(readClaim(payload, config.roleClaim)) ?? config.defaultRole;
+      if (!role) throw new AuthError('NO_ROLE', `The token has no known role in claim "${config.roleClaim}"`);
+      return { userId: sub, role };
+    },
+  };
+}
+
+/** Reads a claim by dotted path (`realm_access.roles`). */
+function readClaim(payload: JWTPayload, path: string): unknown {
+  let value: unknown = payload;
+  for (const part of path.split('.')) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** A role claim may be a string or a list; the highest known role wins; case does not matter. */
+export function roleFrom(claim: unknown): Role | undefined {
+  const values = Array.isArray(claim) ? claim : [claim];
+  let best: Role | undefined;
+  for (const value of values) {
+    const upper = typeof value === 'string' ? value.toUpperCase() : undefined;
+    if (isRole(upper) && (best === undefined || ROLE_RANK[upper] > ROLE_RANK[best])) best = upper;
+  }
+  return best;
+}
+
+function translate(err: unknown): Error {
+  if (err instanceof joseErrors.JWTExpired) return new AuthError('TOKEN_EXPIRED', 'Token expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return new AuthError('CLAIM_INVALID', `Token claim "${err.claim}" is invalid: ${err.reason}`);
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AuthError('ALGORITHM_NOT_ALLOWED', 'Token signed with an algorithm that is not allowed');
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new AuthError('BAD_SIGNATURE', 'Token signature is invalid');
+  if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+    return new AuthError('UNKNOWN_KEY', 'Token signed with an unknown key');
+  }
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return new KeySourceError(`Key set unavailable: ${err.message}`);
+  if (err instanceof joseErrors.JOSEError) return new AuthError('MALFORMED_TOKEN', `Malformed token: ${err.code}`);
+  if (err instanceof TypeError || err instanceof SyntaxError) return new AuthError('MALFORMED_TOKEN', 'Malformed token');
+  // A failed JWKS fetch (network) surfaces as a plain Error from fetch.
+  return new KeySourceError(`Key set unavailable: ${(err as Error).message}`);
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { envParts, parseEnv, processEnv } from '@lib/env.js';
+import { Roles } from '@lib/identity.js';
+
+const list = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+const schema = z
+  .object({
+    NODE_ENV: envParts.nodeEnv,
+    HOST: envParts.host,
+    PORT: envParts.port(4000),
+    PUBLIC_URL: z.string().url().optional(),
+    LOG_LEVEL: envParts.logLevel,
+    LOG_FORMAT: envParts.logFormat,
+
+    SUPERGRAPH_PATH: z.string().min(1).default('schema/supergraph.graphql'),
+    SUPERGRAPH_POLL_MS: envParts.ms(500),
+    SUBGRAPH_RAG_URL: z.string().url().optional(),
+    SUBGRAPH_CHAT_URL: z.string().url().optional(),
+    SUBGRAPH_EXAM_URL: z.string().url().optional(),
+    SUBGRAPH_TASKS_URL: z.string().url().optional(),
+
+    JWT_ISSUER: z.string().min(1),
+    JWT_AUDIENCE: z.string().min(1),
+    JWT_ALGORITHMS: list.pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1)).default(['RS256']),
+    JWT_JWKS_URL: z.string().url().optional(),
+    JWT_JWKS: z.string().optional(),
+    JWT_ROLE_CLAIM: z.string().min(1).default('role'),
+    JWT_DEFAULT_ROLE: z.enum(Roles).optional(),
+    JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5),
+
+    INTERNAL_JWT_PRIVATE_JWK: envParts.jwk,
+
+    REDIS_URL: envParts.url,
+    RATE_LIMIT_WINDOW_S: envParts.positiveInt(60),
+    RATE_LIMIT_STUDENT: envParts.positiveInt(120),
+    RATE_LIMIT_TEACHER: envParts.positiveInt(300),
+    RATE_LIMIT_ADMIN: envParts.positiveInt(1000),
+
+    INTROSPECTION: envParts.bool.optional(),
+    CORS_ORIGINS: list.default([]),
+    SANDBOX_DEV_TOKEN: z.string().optional(),
+    MAX_BODY_BYTES: envParts.positiveInt(1_000_000),
+    DRAIN_DELAY_MS: envParts.ms(0),
+    SHUTDOWN_TIMEOUT_MS: envParts.ms(15_000),
+  })
+  .superRefine((env, ctx) => {
+    if (!env.JWT_JWKS_URL && !env.JWT_JWKS) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set JWT_JWKS_URL (an OIDC provider) or JWT_JWKS (a local key set)' });
+    }
+  });
+
+export type RouterEnv = z.infer<typeof schema>;
+
+export function readEnv(source = processEnv()): RouterEnv {
+  return parseEnv(schema, source);
+}

@@ -1,0 +1,56 @@
+import { Redis } from 'ioredis';
+import { createAssertionSigner } from '@lib/internal-auth.js';
+import { runMain } from '@lib/lifecycle.js';
+import { createLogger } from '@lib/logger.js';
+import { createMetrics } from '@lib/metrics.js';
+import { createAuthenticator } from './auth.js';
+import { readEnv } from './environment.js';
+import { createRateLimiter } from './rate-limit.js';
+import { startRouter } from './server.js';
+
+/** Composition root: config, logger, clients, then the server. */
+async function main() {
+  const env = readEnv();
+  const log = createLogger({ service: 'router', level: env.LOG_LEVEL, format: env.LOG_FORMAT });
+  const production = env.NODE_ENV === 'production';
+
+  const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'router' });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+
+  const router = await startRouter({
+    host: env.HOST,
+    port: env.PORT,
+    production,
+    introspection: env.INTROSPECTION ?? !production,
+    supergraphPath: env.SUPERGRAPH_PATH,
+    supergraphPollMs: env.SUPERGRAPH_POLL_MS,
+    subgraphUrls: { rag: env.SUBGRAPH_RAG_URL, chat: env.SUBGRAPH_CHAT_URL, exam: env.SUBGRAPH_EXAM_URL, tasks: env.SUBGRAPH_TASKS_URL },
+    corsOrigins: env.CORS_ORIGINS,
+    sandboxToken: env.SANDBOX_DEV_TOKEN,
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    drainDelayMs: env.DRAIN_DELAY_MS,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    log,
+    metrics: createMetrics('router'),
+    authenticator: createAuthenticator({
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      algorithms: env.JWT_ALGORITHMS,
+      jwksUrl: env.JWT_JWKS_URL,
+      jwks: env.JWT_JWKS,
+      roleClaim: env.JWT_ROLE_CLAIM,
+      defaultRole: env.JWT_DEFAULT_ROLE,
+      clockToleranceS: env.JWT_CLOCK_TOLERANCE_S,
+    }),
+    rateLimiter: createRateLimiter(redis, {
+      windowS: env.RATE_LIMIT_WINDOW_S,
+      perRole: { STUDENT: env.RATE_LIMIT_STUDENT, TEACHER: env.RATE_LIMIT_TEACHER, ADMIN: env.RATE_LIMIT_ADMIN },
+    }),
+    signer: await createAssertionSigner(env.INTERNAL_JWT_PRIVATE_JWK),
+    checks: { redis: () => redis.ping() },
+    closeSteps: [{ name: 'redis', run: () => redis.quit() }],
+  });
+  log.info({ url: router.url }, 'router ready');
+}
+
+runMain(main);

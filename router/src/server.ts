@@ -1,0 +1,188 @@
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter } from 'prom-client';
+import { ErrorCode, errorBody } from '@lib/errors.js';
+import { formatErrorFor, requestLogPlugin } from '@lib/graphql-plugins.js';
+import type { AssertionSigner } from '@lib/internal-auth.js';
+import { createLifecycle, type Lifecycle, type ShutdownStep } from '@lib/lifecycle.js';
+import type { Logger } from '@lib/logger.js';
+import { latencyHistogram, metricsPlugin, type ServiceMetrics } from '@lib/metrics.js';
+import { mountProbes } from '@lib/probes.js';
+import { requestIdFrom } from '@lib/request-id.js';
+import { AuthError, KeySourceError, type Authenticator } from './auth.js';
+import type { RouterContext } from './context.js';
+import { SubgraphDataSource } from './datasource.js';
+import type { RateLimiter } from './rate-limit.js';
+import { FileSupergraphManager } from './supergraph.js';
+
+export interface RouterOptions {
+  host: string;
+  port: number;
+  production: boolean;
+  introspection: boolean;
+  supergraphPath: string;
+  supergraphPollMs: number;
+  subgraphUrls: Record<string, string | undefined>;
+  corsOrigins: string[];
+  sandboxToken?: string | undefined;
+  maxBodyBytes: number;
+  drainDelayMs: number;
+  shutdownTimeoutMs: number;
+  log: Logger;
+  metrics: ServiceMetrics;
+  authenticator: Authenticator;
+  rateLimiter: RateLimiter;
+  signer: AssertionSigner;
+  checks: Record<string, () => Promise<unknown>>;
+  closeSteps: ShutdownStep[];
+}
+
+export interface RunningRouter {
+  url: string;
+  server: Server;
+  lifecycle: Lifecycle;
+  gateway: ApolloGateway;
+}
+
+/** The sandbox served from Apollo's CDN in development: it needs these origins. */
+const SANDBOX_ORIGINS = ['https://studio.apollographql.com', 'https://sandbox.apollo.dev'];
+
+export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
+  const { log, metrics } = opts;
+  const fetchSeconds = latencyHistogram(metrics.registry, 'subgraph_fetch_duration_seconds', 'Router to subgraph fetch latency', ['subgraph', 'outcome']);
+  const rateLimited = new Counter({ name: 'rate_limit_rejections_total', help: 'Requests refused by the per-user rate limit', labelNames: ['role'], registers: [metrics.registry] });
+  const authFailures = new Counter({ name: 'auth_failures_total', help: 'Requests refused for their token', labelNames: ['reason'], registers: [metrics.registry] });
+
+  const gateway = new ApolloGateway({
+    supergraphSdl: new FileSupergraphManager(opts.supergraphPath, opts.supergraphPollMs, log),
+    buildService: ({ name, url }) => {
+      const target = opts.subgraphUrls[name] ?? url;
+      if (!target) throw new Error(`no URL for subgraph "${name}"`);
+      return new SubgraphDataSource(name, target, opts.signer, fetchSeconds);
+    },
+    logger: log.child({ component: 'gateway' }),
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  const server = createServer(app);
+
+  const landingPage = opts.production
+    ? ApolloServerPluginLandingPageDisabled()
+    : ApolloServerPluginLandingPageLocalDefault({
+        embed: { endpointIsEditable: false, initialState: { pollForSchemaUpdates: false, sharedHeaders: opts.sandboxToken ? { Authorization: `Bearer ${opts.sandboxToken}` } : {} } },
+        includeCookies: false,
+        footer: false,
+      });
+
+  const apollo = new ApolloServer<RouterContext>({
+    gateway,
+    introspection: opts.introspection,
+    includeStacktraceInErrorResponses: !opts.production,
+    formatError: formatErrorFor(log, opts.production),
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: server }), metricsPlugin(metrics), requestLogPlugin<RouterContext>(), landingPage],
+  });
+  await apollo.start();
+
+  const lifecycle = createLifecycle({
+    log,
+    drainDelayMs: opts.drainDelayMs,
+    timeoutMs: opts.shutdownTimeoutMs,
+    steps: [{ name: 'http', run: () => apollo.stop() }, ...opts.closeSteps],
+  });
+
+  // Every request gets an id (the client's, if it is safe to log) and a logger carrying it.
+  app.use((req, res, next) => {
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    res.setHeader('X-Request-ID', requestId);
+    res.locals['requestId'] = requestId;
+    res.locals['log'] = log.child({ reqId: requestId });
+    next();
+  });
+  mountProbes(app, { lifecycle, registry: metrics.registry, log, checks: opts.checks });
+
+  const allowedOrigins = new Set([...opts.corsOrigins, ...(opts.production ? [] : SANDBOX_ORIGINS)]);
+  const corsMiddleware = cors({
+    origin: (origin, cb) => cb(null, !origin || allowedOrigins.has(origin) || (!opts.production && /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(origin))),
+    exposedHeaders: ['X-Request-ID', 'Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining'],
+    maxAge: 600,
+  });
+
+  const isLandingPage = (req: Request) => req.method === 'GET' && req.query['query'] === undefined && (req.headers.accept ?? '').includes('text/html');
+
+  const authenticate = async (req: Request, res: Response, next: NextFunction) => {
+    if (isLandingPage(req)) return next();
+    const reqLog = res.locals['log'] as Logger;
+    try {
+      const identity = await opts.authenticator.authenticate(req.headers.authorization);
+      res.locals['identity'] = identity;
+      res.locals['log'] = reqLog.child({ userId: identity.userId });
+      next();
+    } catch (err) {
+      if (err instanceof AuthError) {
+        authFailures.inc({ reason: err.reason });
+        reqLog.info({ reason: err.reason }, 'request refused: authentication failed');
+        res.setHeader('WWW-Authenticate', `Bearer error="invalid_token"`);
+        res.status(401).json(errorBody(ErrorCode.UNAUTHENTICATED, err.message, { reason: err.reason }));
+      } else if (err instanceof KeySourceError) {
+        reqLog.error({ err }, 'key set unavailable');
+        res.status(503).json(errorBody(ErrorCode.SERVICE_UNAVAILABLE, 'Authentication is temporarily unavailable'));
+      } else {
+        next(err);
+      }
+    }
+  };
+
+  const limit = async (req: Request, res: Response, next: NextFunction) => {
+    const identity = res.locals['identity'] as RouterContext['identity'] | undefined;
+    if (!identity) return next();
+    const decision = await opts.rateLimiter.consume(identity);
+    res.setHeader('X-RateLimit-Limit', String(decision.limit));
+    if (decision.allowed) {
+      res.setHeader('X-RateLimit-Remaining', String(decision.remaining));
+      return next();
+    }
+    rateLimited.inc({ role: identity.role });
+    (res.locals['log'] as Logger).warn({ retryAfterS: decision.retryAfterS }, 'request refused: rate limited');
+    res.setHeader('Retry-After', String(decision.retryAfterS));
+    res.status(429).json(errorBody(ErrorCode.RATE_LIMITED, `Too many requests; retry in ${decision.retryAfterS} s`, { retryAfter: decision.retryAfterS }));
+  };
+
+  app.use(
+    '/graphql',
+    corsMiddleware,
+    authenticate,
+    limit,
+    express.json({ limit: opts.maxBodyBytes }),
+    expressMiddleware(apollo, {
+      context: async ({ res }) => ({
+        identity: res.locals['identity'] as RouterContext['identity'],
+        requestId: res.locals['requestId'] as string,
+        log: res.locals['log'] as Logger,
+      }),
+    }),
+  );
+
+  // Malformed JSON, bodies over the limit, and anything unexpected: a GraphQL-shaped error, never a stack trace.
+  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) (res.locals['log'] as Logger | undefined ?? log).error({ err }, 'request failed');
+    const code = status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_USER_INPUT;
+    const message = status === 413 ? 'Request body too large' : status === 500 ? 'Internal server error' : err.message;
+    res.status(status).json(errorBody(code, message));
+  });
+
+  await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${opts.host === '0.0.0.0' ? 'localhost' : opts.host}:${port}/graphql`;
+  return { url, server, lifecycle, gateway };
+}

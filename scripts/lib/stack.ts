@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export const SUBGRAPHS = ['rag', 'chat', 'exam', 'tasks'] as const;
+export type SubgraphName = (typeof SUBGRAPHS)[number];
+
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  url: string;
+  /** Every stdout/stderr line so far (parsed when JSON). */
+  lines: string[];
+  exited: Promise<number | null>;
+}
+
+export interface StackOptions {
+  /** Environment shared by every process (DATABASE_URL, REDIS_URL, LOG_LEVEL, ...). */
+  env: Record<string, string>;
+  /** Extra environment per service name ("router", "rag", ...). */
+  perService?: Partial<Record<string, Record<string, string>>>;
+  ports?: Partial<Record<string, number>>;
+  /** Streams each line to this callback as it arrives (the dev script prints them). */
+  onLine?: (service: string, line: string) => void;
+  startTimeoutMs?: number;
+}
+
+export interface Stack {
+  routerUrl: string;
+  services: Record<string, ServiceProcess>;
+  stop(): Promise<void>;
+}
+
+const ENTRY: Record<string, string> = {
+  router: 'router/src/index.ts',
+  rag: 'subgraphs/rag/src/index.ts',
+  chat: 'subgraphs/chat/src/index.ts',
+  exam: 'subgraphs/exam/src/index.ts',
+  tasks: 'subgraphs/tasks/src/index.ts',
+};
+
+/**
+ * Starts one service as its own process (node + tsx) and resolves when it logs
+ * its URL. PORT 0 lets the OS pick; the URL is read from the "ready" line.
+ */
+export function startService(name: string, env: Record<string, string>, opts: Pick<StackOptions, 'onLine' | 'startTimeoutMs'> = {}): Promise<ServiceProcess> {
+  const entry = ENTRY[name];
+  if (!entry) throw new Error(`unknown service ${name}`);
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start in time:\n${lines.slice(-20).join('\n')}`));
+    }, opts.startTimeoutMs ?? 30_000);
+    const onLine = (line: string) => {
+      lines.push(line);
+      opts.onLine?.(name, line);
+      if (!line.startsWith('{')) return;
+      try {
+        const entryLog = JSON.parse(line) as { msg?: string; url?: string };
+        if ((entryLog.msg === 'subgraph ready' || entryLog.msg === 'router ready') && entryLog.url) {
+          clearTimeout(timer);
+          resolve({ name, child, url: entryLog.url, lines, exited });
+        }
+      } catch {}
+    };
+    createInterface({ input: child.stdout! }).on('line', onLine);
+    createInterface({ input: child.stderr! }).on('line', onLine);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready:\n${lines.slice(-20).join('\n')}`));
+    });
+  });
+}
+
+/** Stops a service with SIGTERM (its graceful shutdown) and waits; SIGKILL after the grace period. */
+export async function stopService(service: ServiceProcess, graceMs = 20_000): Promise<number | null> {
+  if (service.child.exitCode !== null || service.child.signalCode !== null) return service.child.exitCode;
+  service.child.kill('SIGTERM');
+  const timer = setTimeout(() => service.child.kill('SIGKILL'), graceMs);
+  const code = await service.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/** The four subgraphs, then the router pointed at them. */
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const services: Record<string, ServiceProcess> = {};
+  const stop = async () => {
+    await Promise.all(Object.values(services).filter((s) => s.name === 'router').map((s) => stopService(s)));
+    await Promise.all(Object.values(services).filter((s) => s.name !== 'router').map((s) => stopService(s)));
+  };
+  try {
+    const subgraphs = await Promise.all(
+      SUBGRAPHS.map((name) =>
+        startService(name, { ...opts.env, PORT: String(opts.ports?.[name] ?? 0), ...opts.perService?.[name] }, opts),
+      ),
+    );
+    for (const s of subgraphs) services[s.name] = s;
+    const urls = Object.fromEntries(subgraphs.map((s) => [`SUBGRAPH_${s.name.toUpperCase()}_URL`, s.url]));
+    services['router'] = await startService('router', { ...opts.env, ...urls, PORT: String(opts.ports?.['router'] ?? 0), ...opts.perService?.['router'] }, opts);
+    return { routerUrl: services['router'].url, services, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

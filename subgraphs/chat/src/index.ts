@@ -1,0 +1,17 @@
+import { runMain } from '@lib/lifecycle.js';
+import { createSubgraphBase } from '@lib/subgraph-main.js';
+import { readEnv } from './environment.js';
+import { createContextFactory, resolvers } from './resolvers.js';
+
+/** Composition root of the chat subgraph: conversations with the tutor (answers come next). */
+async function main() {
+  const env = readEnv();
+  const base = await createSubgraphBase('chat', env);
+  await base.start({
+    schemaUrl: new URL('../schema.graphql', import.meta.url),
+    resolvers,
+    createContext: createContextFactory(base.prisma),
+  });
+}
+
+runMain(main);

@@ -1,0 +1,8 @@
+import { parseEnv, processEnv } from '@lib/env.js';
+import { subgraphEnvSchema, type SubgraphEnv } from '@lib/subgraph-env.js';
+
+const schema = subgraphEnvSchema(4003);
+
+export function readEnv(source = processEnv()): SubgraphEnv {
+  return parseEnv(schema, source);
+}

@@ -1,0 +1,29 @@
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
+import { createMembershipLoader } from '@lib/access.js';
+import type { PrismaClient, Task } from '@lib/db/client.js';
+import { DateTime } from '@lib/scalars.js';
+import type { SubgraphContext } from '@lib/subgraph-server.js';
+import { createTaskLoader, getTask, type TaskContext } from './tasks.js';
+
+export interface TasksContext extends SubgraphContext, TaskContext {}
+
+export function createContextFactory(prisma: PrismaClient) {
+  return (base: SubgraphContext): TasksContext => ({
+    ...base,
+    prisma,
+    membership: createMembershipLoader(prisma, base.identity.userId),
+    tasks: createTaskLoader(prisma),
+  });
+}
+
+export const resolvers: GraphQLResolverMap<TasksContext> = {
+  DateTime,
+  Query: {
+    task: (_: unknown, { id }: { id: string }, ctx: TasksContext) => getTask(ctx, id),
+  },
+  Task: {
+    __resolveReference: (ref: { id: string }, ctx: TasksContext) => getTask(ctx, ref.id),
+    error: (task: Task) => (task.errorCode ? { code: task.errorCode, message: task.errorMessage ?? task.errorCode } : null),
+    course: (task: Task) => ({ __typename: 'Course', id: task.courseId }),
+  },
+};
