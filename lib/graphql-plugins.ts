@@ -13,10 +13,10 @@ export function requestLogPlugin<C extends LoggedContext>(): ApolloServerPlugin<
     async requestDidStart({ contextValue }) {
       const started = Date.now();
       return {
-        async willSendResponse({ request, errors, contextValue: ctx }) {
+        async willSendResponse({ request, errors, operationName, contextValue: ctx }) {
           const codes = errors?.map((e) => e.extensions?.['code'] ?? 'ERROR');
           (ctx ?? contextValue).log.info(
-            { operation: request.operationName ?? null, ms: Date.now() - started, ...(codes?.length ? { errors: codes } : {}) },
+            { operation: operationName ?? request.operationName ?? null, ms: Date.now() - started, ...(codes?.length ? { errors: codes } : {}) },
             'graphql operation',
           );
         },

@@ -36,6 +36,7 @@ const ENTRY: Record<string, string> = {
   chat: 'subgraphs/chat/src/index.ts',
   exam: 'subgraphs/exam/src/index.ts',
   tasks: 'subgraphs/tasks/src/index.ts',
+  'bare-gateway': 'scripts/lib/bare-gateway.ts',
 };
 
 /**

@@ -1,0 +1,103 @@
+/**
+ * npm run dev: the whole system on this machine.
+ * Installs what is missing, starts PostgreSQL, PgBouncer and Redis (data in
+ * .data/dev), applies migrations, starts the four subgraphs and the router,
+ * and prints where to go. Ctrl-C stops everything, in order.
+ */
+import pinoPretty from 'pino-pretty';
+import { DEV_AUDIENCE, DEV_ISSUER, ensureDevKeys } from './lib/dev-keys.js';
+import { ensureDatabase } from './lib/database.js';
+import { startStack, type Stack } from './lib/stack.js';
+import { infraDown, infraEnv, infraUp } from './infra.js';
+import { mintUserToken } from '../lib/tokens.js';
+import { composeFromConfig } from './lib/compose.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const ROUTER_PORT = Number(process.env['PORT'] ?? 4000);
+const pretty = pinoPretty.prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service' });
+
+let stack: Stack | undefined;
+let stopping = false;
+const stopAll = async (code: number) => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write('\n[dev] stopping services…\n');
+  await stack?.stop();
+  await infraDown('dev');
+  process.stderr.write('[dev] stopped. Data is kept in .data/dev for the next run.\n');
+  process.exit(code);
+};
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+try {
+  await infraUp('dev');
+  const infra = infraEnv('dev');
+  await ensureDatabase({ migrate: true, directUrl: infra.DIRECT_DATABASE_URL });
+
+  // Keep the committed supergraph in step with the SDL files being edited.
+  const { supergraphSdl } = composeFromConfig('schema/supergraph.yaml');
+  if (readFileSync('schema/supergraph.graphql', 'utf8') !== supergraphSdl) {
+    writeFileSync('schema/supergraph.graphql', supergraphSdl);
+    process.stderr.write('[dev] schema/supergraph.graphql was stale: recomposed\n');
+  }
+
+  const keys = await ensureDevKeys();
+  const devToken = await mintUserToken({ privateJwk: keys.user.privateJwk, sub: 'dev-teacher', role: 'TEACHER', issuer: DEV_ISSUER, audience: DEV_AUDIENCE, expiresIn: '12h' });
+
+  stack = await startStack({
+    env: {
+      NODE_ENV: 'development',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+      LOG_FORMAT: 'json',
+      DATABASE_URL: infra.DATABASE_URL,
+      REDIS_URL: infra.REDIS_URL,
+      INTERNAL_JWT_PUBLIC_JWK: JSON.stringify(keys.internal.publicJwk),
+    },
+    perService: {
+      router: {
+        HOST: '0.0.0.0',
+        JWT_ISSUER: DEV_ISSUER,
+        JWT_AUDIENCE: DEV_AUDIENCE,
+        JWT_JWKS: JSON.stringify({ keys: [keys.user.publicJwk] }),
+        INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(keys.internal.privateJwk),
+        SANDBOX_DEV_TOKEN: devToken,
+      },
+    },
+    ports: { router: ROUTER_PORT, rag: 4001, chat: 4002, exam: 4003, tasks: 4004 },
+    onLine: (service, line) => {
+      const text = line.startsWith('{') ? pretty(line).trimEnd() : line;
+      process.stdout.write(`${service.padEnd(6)}| ${text}\n`);
+    },
+  });
+
+  const url = `http://localhost:${ROUTER_PORT}/graphql`;
+  process.stdout.write(`
+  AI-Teacher is running.
+
+  GraphQL         ${url}
+  Apollo Sandbox  ${url}  (open it in a browser; the token below is pre-filled)
+  Subscriptions   ws://localhost:${ROUTER_PORT}/graphql
+  Metrics         http://localhost:${ROUTER_PORT}/metrics
+
+  Development token (user dev-teacher, role TEACHER, 12 h):
+  ${devToken}
+
+  Another user: npm run token -- --sub alice --role STUDENT
+  Try: curl -s ${url} -H 'content-type: application/json' -H "authorization: Bearer <token>" \\
+         -d '{"query":"mutation { createCourse(input: { title: \\"Physics\\" }) { id title } }"}'
+
+  Ctrl-C stops everything.
+`);
+  await Promise.race(Object.values(stack.services).map((s) => s.exited.then((code) => ({ name: s.name, code }))))
+    .then(({ name, code }) => {
+      if (!stopping) {
+        process.stderr.write(`[dev] ${name} exited (${code}); stopping the rest\n`);
+        void stopAll(1);
+      }
+    });
+} catch (err) {
+  process.stderr.write(`[dev] ${(err as Error).message}\n`);
+  await stopAll(1);
+}
