@@ -15,11 +15,11 @@
 //
 // Applying migrations is done by lib/db/migrate.ts (`npm run db:migrate`), not
 // by `prisma migrate deploy`: see the comment at the top of that file.
-import { PrismaPg } from "@prisma/adapter-pg";
-import pg from "pg";
-import { defineConfig } from "prisma/config";
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { defineConfig } from 'prisma/config';
 
-const DEFAULT_DIRECT_URL = "postgresql://aiteacher:aiteacher@127.0.0.1:55432/aiteacher";
+const DEFAULT_DIRECT_URL = 'postgresql://aiteacher:aiteacher@127.0.0.1:55432/aiteacher';
 
 // The CLI reads the generator's engineType only if the whole schema resolves,
 // including the datasource's `url = env("DIRECT_DATABASE_URL")` (and Prisma 6
@@ -30,7 +30,7 @@ const DEFAULT_DIRECT_URL = "postgresql://aiteacher:aiteacher@127.0.0.1:55432/ait
 // the adapter).
 process.env.DIRECT_DATABASE_URL ??= DEFAULT_DIRECT_URL;
 // Do not phone home (version check / telemetry): it cannot succeed here.
-process.env.CHECKPOINT_DISABLE ??= "1";
+process.env.CHECKPOINT_DISABLE ??= '1';
 
 // Workaround for prisma/prisma#27403: @prisma/adapter-pg 6.19 has no mapping
 // for PostgreSQL's `name` (oid 19) and `"char"` (oid 18) column types, which
@@ -53,7 +53,7 @@ class NameAsTextClient extends pg.Client {
     const original = (this.query as QueryFn).bind(this);
     (this as unknown as { query: QueryFn }).query = (...args: unknown[]) => {
       const cb = args.at(-1);
-      if (typeof cb === "function") {
+      if (typeof cb === 'function') {
         args[args.length - 1] = (err: unknown, res: unknown) => {
           if (!err) remapFields(res);
           (cb as QueryFn)(err, res);
@@ -85,15 +85,15 @@ function poolConfig(url: string): pg.PoolConfig {
     max: 1,
     idleTimeoutMillis: 300,
     allowExitOnIdle: true,
-    Client: NameAsTextClient as unknown as pg.PoolConfig["Client"],
+    Client: NameAsTextClient as unknown as pg.PoolConfig['Client'],
   };
 }
 
 export default defineConfig({
   experimental: { adapter: true },
-  engine: "js",
-  schema: "prisma/schema.prisma",
-  migrations: { path: "prisma/migrations" },
+  engine: 'js',
+  schema: 'prisma/schema.prisma',
+  migrations: { path: 'prisma/migrations' },
   async adapter() {
     return new PrismaPg(poolConfig(process.env.DIRECT_DATABASE_URL ?? DEFAULT_DIRECT_URL));
   },

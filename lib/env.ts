@@ -26,9 +26,7 @@ export function processEnv(): NodeJS.ProcessEnv {
   return process.env;
 }
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /** Building blocks shared by every service's environment module. */
 export const envParts = {

@@ -35,8 +35,7 @@ export function appError(code: ErrorCode, message: string, extra: Record<string,
 
 export const unauthenticated = (message = 'Authentication required') => appError(ErrorCode.UNAUTHENTICATED, message);
 export const forbidden = (message = 'You do not have access to this resource') => appError(ErrorCode.FORBIDDEN, message);
-export const badInput = (message: string, field?: string) =>
-  appError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});
+export const badInput = (message: string, field?: string) => appError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});
 export const notFound = (what: string) => appError(ErrorCode.NOT_FOUND, `${what} not found`);
 
 /** The body of an HTTP error response shaped as a GraphQL response. */

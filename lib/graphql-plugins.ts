@@ -16,7 +16,11 @@ export function requestLogPlugin<C extends LoggedContext>(): ApolloServerPlugin<
         async willSendResponse({ request, errors, operationName, contextValue: ctx }) {
           const codes = errors?.map((e) => e.extensions?.['code'] ?? 'ERROR');
           (ctx ?? contextValue).log.info(
-            { operation: operationName ?? request.operationName ?? null, ms: Date.now() - started, ...(codes?.length ? { errors: codes } : {}) },
+            {
+              operation: operationName ?? request.operationName ?? null,
+              ms: Date.now() - started,
+              ...(codes?.length ? { errors: codes } : {}),
+            },
             'graphql operation',
           );
         },

@@ -3,39 +3,52 @@ import { isRole, type Identity } from './identity.js';
 
 /**
  * The internal assertion: a short-lived EdDSA JWT the router signs for one
- * subgraph per request. Subgraphs hold only the public key, so neither a
- * client nor a compromised subgraph can mint one.
+ * subgraph and one user. Subgraphs hold only the public key, so neither a
+ * client nor a compromised subgraph can mint one. The signer reuses a token for
+ * the same user and subgraph during the first half of its life, so a busy
+ * router signs about once per user per subgraph every 30 s, not per request.
  */
 export const INTERNAL_ISSUER = 'ai-teacher-router';
 export const INTERNAL_ALG = 'EdDSA';
 const LIFETIME_S = 60;
+const REUSE_MS = (LIFETIME_S / 2) * 1000;
+const MAX_CACHED = 50_000;
 
 type Key = CryptoKey | KeyObject | Uint8Array;
 
 export const audienceFor = (subgraph: string) => `subgraph:${subgraph}`;
 
 export interface AssertionSigner {
-  sign(input: { identity: Identity; subgraph: string; requestId: string }): Promise<string>;
+  sign(input: { identity: Identity; subgraph: string }): Promise<string>;
 }
 
 export async function createAssertionSigner(privateJwk: JWK): Promise<AssertionSigner> {
   const key = (await importJWK(privateJwk, INTERNAL_ALG)) as Key;
+  const cache = new Map<string, { token: Promise<string>; signedAt: number }>();
   return {
-    sign: ({ identity, subgraph, requestId }) =>
-      new SignJWT({ role: identity.role, rid: requestId })
+    sign({ identity, subgraph }) {
+      const cacheKey = `${subgraph}\u0000${identity.role}\u0000${identity.userId}`;
+      const now = Date.now();
+      const hit = cache.get(cacheKey);
+      if (hit && now - hit.signedAt < REUSE_MS) return hit.token;
+      if (cache.size >= MAX_CACHED) cache.clear();
+      const token = new SignJWT({ role: identity.role })
         .setProtectedHeader({ alg: INTERNAL_ALG, typ: 'JWT' })
         .setIssuer(INTERNAL_ISSUER)
         .setAudience(audienceFor(subgraph))
         .setSubject(identity.userId)
-        .setIssuedAt()
-        .setExpirationTime(`${LIFETIME_S}s`)
-        .sign(key),
+        .setIssuedAt(Math.floor(now / 1000))
+        .setExpirationTime(Math.floor(now / 1000) + LIFETIME_S)
+        .sign(key);
+      cache.set(cacheKey, { token, signedAt: now });
+      token.catch(() => cache.delete(cacheKey));
+      return token;
+    },
   };
 }
 
 export interface VerifiedAssertion {
   identity: Identity;
-  requestId: string;
 }
 
 export class AssertionError extends Error {
@@ -64,10 +77,8 @@ export async function createAssertionVerifier(publicJwk: JWK, subgraph: string):
       } catch (err) {
         throw new AssertionError(`invalid internal assertion: ${(err as Error).message}`);
       }
-      if (!payload.sub || !isRole(payload.role) || typeof payload.rid !== 'string') {
-        throw new AssertionError('internal assertion lacks sub, role or rid');
-      }
-      return { identity: { userId: payload.sub, role: payload.role }, requestId: payload.rid };
+      if (!payload.sub || !isRole(payload.role)) throw new AssertionError('internal assertion lacks sub or role');
+      return { identity: { userId: payload.sub, role: payload.role } };
     },
   };
 }

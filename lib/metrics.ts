@@ -56,7 +56,10 @@ export function metricsPlugin(metrics: ServiceMetrics): ApolloServerPlugin {
           const resultErrors = errors ?? (body.kind === 'single' ? body.singleResult.errors : undefined);
           const first = resultErrors?.[0];
           const code = first ? String(first.extensions?.['code'] ?? 'ERROR') : 'success';
-          const labels = { operation: metrics.operationLabel(operationName ?? request.operationName), outcome: code === 'success' ? code : code.toLowerCase() };
+          const labels = {
+            operation: metrics.operationLabel(operationName ?? request.operationName),
+            outcome: code === 'success' ? code : code.toLowerCase(),
+          };
           metrics.requests.inc(labels);
           metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
         },

@@ -30,7 +30,13 @@ export interface SubgraphBase {
 export async function createSubgraphBase(name: string, env: SubgraphEnv): Promise<SubgraphBase> {
   const log = createLogger({ service: name, level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const metrics = createMetrics(name);
-  const prisma = createPrisma({ url: env.DATABASE_URL, max: env.DB_POOL_MAX, registry: metrics.registry, log: log.child({ component: "prisma" }), applicationName: name });
+  const prisma = createPrisma({
+    url: env.DATABASE_URL,
+    max: env.DB_POOL_MAX,
+    registry: metrics.registry,
+    log: log.child({ component: 'prisma' }),
+    applicationName: name,
+  });
   const verifier = await createAssertionVerifier(env.INTERNAL_JWT_PUBLIC_JWK, name);
   return {
     log,

@@ -1,5 +1,6 @@
 import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
@@ -15,6 +16,7 @@ import { createLifecycle, type Lifecycle, type ShutdownStep } from './lifecycle.
 import type { Logger } from './logger.js';
 import { metricsPlugin, type ServiceMetrics } from './metrics.js';
 import { mountProbes } from './probes.js';
+import { requestIdFrom } from './request-id.js';
 
 /** What every subgraph resolver gets: who asks (verified), the request id, a logger that carries it. */
 export interface SubgraphContext {
@@ -65,7 +67,13 @@ export async function startSubgraphServer<C extends SubgraphContext>(opts: Subgr
     introspection: !opts.production,
     includeStacktraceInErrorResponses: !opts.production,
     formatError: formatErrorFor(log, opts.production),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: server }), metricsPlugin(metrics), requestLogPlugin<C>()],
+    // No Apollo Studio here: federated traces would only cost time.
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer: server }),
+      ApolloServerPluginInlineTraceDisabled(),
+      metricsPlugin(metrics),
+      requestLogPlugin<C>(),
+    ],
   });
   await apollo.start();
 
@@ -79,7 +87,8 @@ export async function startSubgraphServer<C extends SubgraphContext>(opts: Subgr
 
   const authenticate = async (req: Request, res: Response, next: NextFunction) => {
     try {
-      const { identity, requestId } = await verifier.verify(req.header(IdentityHeaders.assertion));
+      const { identity } = await verifier.verify(req.header(IdentityHeaders.assertion));
+      const requestId = requestIdFrom(req.header(IdentityHeaders.requestId));
       const claimedUser = req.header(IdentityHeaders.userId);
       if (claimedUser !== undefined && claimedUser !== identity.userId) {
         throw new Error('x-user-id does not match the internal assertion');
@@ -87,7 +96,10 @@ export async function startSubgraphServer<C extends SubgraphContext>(opts: Subgr
       res.locals['base'] = { identity, requestId, log: log.child({ reqId: requestId, userId: identity.userId }) } satisfies SubgraphContext;
       next();
     } catch (err) {
-      log.warn({ reqId: req.header(IdentityHeaders.requestId), reason: (err as Error).message, ip: req.socket.remoteAddress }, 'request refused: no valid internal assertion');
+      log.warn(
+        { reqId: req.header(IdentityHeaders.requestId), reason: (err as Error).message, ip: req.socket.remoteAddress },
+        'request refused: no valid internal assertion',
+      );
       res.status(401).json(errorBody(ErrorCode.UNAUTHENTICATED, 'This service only accepts requests from the router'));
     }
   };

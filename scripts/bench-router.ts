@@ -6,6 +6,7 @@
  * second process (autocannon) and prints requests/s, p50 and p99 and ratios.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ensureDatabase } from './lib/database.js';
 import { startService, stopService } from './lib/stack.js';
@@ -13,15 +14,55 @@ import { infraDown, infraEnv, infraUp } from './infra.js';
 import { startTestStack } from '../tests/support/stack.js';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } });
-const QUERY = 'query Bench { myCourses { id title myRole members { userId role } myConversations { id } exams { id } } }';
+const QUERIES = {
+  'federated (rag + chat + exam)':
+    'query Bench { myCourses { id title myRole members { userId role } myConversations { id } exams { id } } }',
+  'one subgraph (rag)': 'query Light { myCourses { id title } }',
+};
 
-interface Result { rps: number; p50: number; p99: number; errors: number; non2xx: number }
+interface Result {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  total: number;
+  cpuMsPerRequest?: number;
+}
 
-function autocannon(url: string, token?: string): Promise<Result> {
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs the load and measures the gateway process's own CPU per request. */
+async function measure(url: string, pid: number | undefined, query: string, token?: string): Promise<Result> {
+  const before = cpuMs(pid);
+  const result = await autocannon(url, query, token);
+  return { ...result, cpuMsPerRequest: (cpuMs(pid) - before) / Math.max(result.total, 1) };
+}
+
+function autocannon(url: string, query: string, token?: string): Promise<Result> {
   const args = [
-    'node_modules/autocannon/autocannon.js', '--json', '-c', values.connections, '-d', values.duration, '-m', 'POST',
-    '-H', 'content-type=application/json', ...(token ? ['-H', `authorization=Bearer ${token}`] : []),
-    '-b', JSON.stringify({ query: QUERY }), url,
+    'node_modules/autocannon/autocannon.js',
+    '--json',
+    '-c',
+    values.connections,
+    '-d',
+    values.duration,
+    '-m',
+    'POST',
+    '-H',
+    'content-type=application/json',
+    ...(token ? ['-H', `authorization=Bearer ${token}`] : []),
+    '-b',
+    JSON.stringify({ query }),
+    url,
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -29,8 +70,20 @@ function autocannon(url: string, token?: string): Promise<Result> {
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const r = JSON.parse(out) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
-      resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx });
+      const r = JSON.parse(out) as {
+        requests: { average: number; total: number };
+        latency: { p50: number; p99: number };
+        errors: number;
+        non2xx: number;
+      };
+      resolve({
+        rps: r.requests.average,
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        errors: r.errors,
+        non2xx: r.non2xx,
+        total: r.requests.total,
+      });
     });
   });
 }
@@ -38,30 +91,42 @@ function autocannon(url: string, token?: string): Promise<Result> {
 const started = (await infraUp('test')).started.length > 0;
 const infra = infraEnv('test');
 await ensureDatabase({ migrate: true, directUrl: infra.DIRECT_DATABASE_URL });
-const stack = await startTestStack({ router: { RATE_LIMIT_TEACHER: '1000000000', LOG_LEVEL: 'warn' }, subgraphs: { LOG_LEVEL: 'warn', DB_POOL_MAX: '10' } });
+// Logs stay at info, as in production: one line per operation in the router and in each subgraph.
+const stack = await startTestStack({ router: { RATE_LIMIT_TEACHER: '1000000000' }, subgraphs: { DB_POOL_MAX: '10' } });
 let bare: Awaited<ReturnType<typeof startService>> | undefined;
 try {
   const user = stack.user('bench');
   const asUser = await stack.as(user, 'TEACHER');
   for (let i = 0; i < 5; i++) {
-    const { id } = (await asUser<{ createCourse: { id: string } }>(`mutation { createCourse(input: { title: "Bench ${i}" }) { id } }`)).body.data!.createCourse;
+    const { id } = (await asUser<{ createCourse: { id: string } }>(`mutation { createCourse(input: { title: "Bench ${i}" }) { id } }`)).body
+      .data!.createCourse;
     await asUser(`mutation { addCourseMember(courseId: "${id}", userId: "${user}-student", role: STUDENT) { userId } }`);
   }
+  const token = await stack.token(user, 'TEACHER');
   bare = await startService('bare-gateway', {
-    PORT: '0', BENCH_USER: user, INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
+    PORT: '0',
+    BENCH_USER: user,
+    INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
     ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
   });
-  const token = await stack.token(user, 'TEACHER');
-  // Warm both (JIT, pools), then measure each in turn.
-  await autocannon(stack.routerUrl, token);
-  await autocannon(bare.url);
-  const router = await autocannon(stack.routerUrl, token);
-  const baseline = await autocannon(bare.url);
-  const fmt = (name: string, r: Result) => `${name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}`;
-  console.log(`\nfederated query over rag + chat + exam, ${values.connections} connections, ${values.duration} s each, 2 cores shared by load generator, gateway and subgraphs\n`);
-  console.log(fmt('router (auth + limits + metrics)', router));
-  console.log(fmt('bare @apollo/gateway', baseline));
-  console.log(`\nratio router/bare: throughput ${(router.rps / baseline.rps).toFixed(2)}, p50 ${(router.p50 / Math.max(baseline.p50, 1)).toFixed(2)}, p99 ${(router.p99 / Math.max(baseline.p99, 1)).toFixed(2)}`);
+  const fmt = (name: string, r: Result) =>
+    `  ${name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   CPU ${r.cpuMsPerRequest?.toFixed(2)} ms/req   errors ${r.errors + r.non2xx}`;
+  console.log(
+    `\n${values.connections} connections, ${values.duration} s per run; 2 cores shared by the load generator, the gateway and four subgraphs`,
+  );
+  for (const [label, query] of Object.entries(QUERIES)) {
+    // Warm both (JIT, pools), then measure each in turn.
+    await autocannon(stack.routerUrl, query, token);
+    await autocannon(bare.url, query);
+    const router = await measure(stack.routerUrl, stack.services['router']!.child.pid, query, token);
+    const baseline = await measure(bare.url, bare.child.pid, query);
+    console.log(`\n${label}`);
+    console.log(fmt('router (auth + limits + metrics)', router));
+    console.log(fmt('bare @apollo/gateway', baseline));
+    console.log(
+      `  ratio router/bare: throughput ${(router.rps / baseline.rps).toFixed(2)}, p50 ${(router.p50 / Math.max(baseline.p50, 1)).toFixed(2)}, p99 ${(router.p99 / Math.max(baseline.p99, 1)).toFixed(2)}, gateway CPU per request ${(router.cpuMsPerRequest! / baseline.cpuMsPerRequest!).toFixed(2)}`,
+    );
+  }
 } finally {
   if (bare) await stopService(bare);
   await stack.stop();

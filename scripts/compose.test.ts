@@ -18,7 +18,10 @@ describe('supergraph composition', () => {
 
   it('fails loudly when subgraphs do not compose', () => {
     const broken = subgraphSdl('schema/supergraph.yaml', 'chat').replace('title: String!', 'title: Int!');
-    const conflicting = subgraphSdl('schema/supergraph.yaml', 'rag').replace('type Course @key(fields: "id") {', 'type Conversation @key(fields: "id") { id: ID! title: String! }\ntype Course @key(fields: "id") {');
+    const conflicting = subgraphSdl('schema/supergraph.yaml', 'rag').replace(
+      'type Course @key(fields: "id") {',
+      'type Conversation @key(fields: "id") { id: ID! title: String! }\ntype Course @key(fields: "id") {',
+    );
     assert.throws(() => composeFromConfig('schema/supergraph.yaml', { chat: broken, rag: conflicting }), /Composition failed/);
   });
 });

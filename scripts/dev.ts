@@ -43,7 +43,14 @@ try {
   }
 
   const keys = await ensureDevKeys();
-  const devToken = await mintUserToken({ privateJwk: keys.user.privateJwk, sub: 'dev-teacher', role: 'TEACHER', issuer: DEV_ISSUER, audience: DEV_AUDIENCE, expiresIn: '12h' });
+  const devToken = await mintUserToken({
+    privateJwk: keys.user.privateJwk,
+    sub: 'dev-teacher',
+    role: 'TEACHER',
+    issuer: DEV_ISSUER,
+    audience: DEV_AUDIENCE,
+    expiresIn: '12h',
+  });
 
   stack = await startStack({
     env: {
@@ -90,13 +97,12 @@ try {
 
   Ctrl-C stops everything.
 `);
-  await Promise.race(Object.values(stack.services).map((s) => s.exited.then((code) => ({ name: s.name, code }))))
-    .then(({ name, code }) => {
-      if (!stopping) {
-        process.stderr.write(`[dev] ${name} exited (${code}); stopping the rest\n`);
-        void stopAll(1);
-      }
-    });
+  await Promise.race(Object.values(stack.services).map((s) => s.exited.then((code) => ({ name: s.name, code })))).then(({ name, code }) => {
+    if (!stopping) {
+      process.stderr.write(`[dev] ${name} exited (${code}); stopping the rest\n`);
+      void stopAll(1);
+    }
+  });
 } catch (err) {
   process.stderr.write(`[dev] ${(err as Error).message}\n`);
   await stopAll(1);

@@ -12,8 +12,8 @@
 // PostgreSQL and PgBouncer refuse to run as root: when this script runs as
 // root, their files are owned by the `postgres` system user and their binaries
 // run through `runuser -u postgres --`.
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -30,15 +30,15 @@ import {
   unlinkSync,
   writeFileSync,
   writeSync,
-} from "node:fs";
-import { connect } from "node:net";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { Redis } from "ioredis";
-import pg from "pg";
+} from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 
-export type Profile = "dev" | "test";
-export const PROFILES: readonly Profile[] = ["dev", "test"];
+export type Profile = 'dev' | 'test';
+export const PROFILES: readonly Profile[] = ['dev', 'test'];
 
 export interface InfraEnv {
   /** Through PgBouncer (transaction pooling): what services use. */
@@ -48,7 +48,7 @@ export interface InfraEnv {
   REDIS_URL: string;
 }
 
-export type ServiceName = "postgres" | "pgbouncer" | "redis";
+export type ServiceName = 'postgres' | 'pgbouncer' | 'redis';
 
 export interface InfraUpResult {
   env: InfraEnv;
@@ -67,11 +67,11 @@ const DEFAULT_PORTS: Record<Profile, Ports> = {
   test: { postgres: 55442, pgbouncer: 56442, redis: 56389 },
 };
 
-const DB_USER = "aiteacher";
-const DB_PASSWORD = "aiteacher";
-const DB_NAME = "aiteacher";
-const HOST = "127.0.0.1";
-const PG_SYSTEM_USER = "postgres";
+const DB_USER = 'aiteacher';
+const DB_PASSWORD = 'aiteacher';
+const DB_NAME = 'aiteacher';
+const HOST = '127.0.0.1';
+const PG_SYSTEM_USER = 'postgres';
 
 /**
  * Debian packages the local infrastructure needs, each with a check telling
@@ -79,13 +79,13 @@ const PG_SYSTEM_USER = "postgres";
  * when more services are run locally.
  */
 export const REQUIRED_PACKAGES: readonly { pkg: string; present: () => boolean }[] = [
-  { pkg: "postgresql", present: () => findPgBinDir() !== null },
-  { pkg: "redis-server", present: () => findExecutable("redis-server") !== null },
-  { pkg: "pgbouncer", present: () => findExecutable("pgbouncer") !== null },
+  { pkg: 'postgresql', present: () => findPgBinDir() !== null },
+  { pkg: 'redis-server', present: () => findExecutable('redis-server') !== null },
+  { pkg: 'pgbouncer', present: () => findExecutable('pgbouncer') !== null },
 ];
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const IS_ROOT = typeof process.getuid === "function" && process.getuid() === 0;
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -100,7 +100,7 @@ function sleep(ms: number): Promise<void> {
 
 function envPort(name: string, fallback: number): number {
   const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
+  if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new Error(`${name}=${raw} is not a valid port`);
   return n;
@@ -109,9 +109,9 @@ function envPort(name: string, fallback: number): number {
 export function infraPorts(profile: Profile): Ports {
   const d = DEFAULT_PORTS[profile];
   return {
-    postgres: envPort("PG_PORT", d.postgres),
-    pgbouncer: envPort("PGBOUNCER_PORT", d.pgbouncer),
-    redis: envPort("REDIS_PORT", d.redis),
+    postgres: envPort('PG_PORT', d.postgres),
+    pgbouncer: envPort('PGBOUNCER_PORT', d.pgbouncer),
+    redis: envPort('REDIS_PORT', d.redis),
   };
 }
 
@@ -127,13 +127,13 @@ export function infraEnv(profile: Profile): InfraEnv {
 
 function findExecutable(name: string): string | null {
   const dirs = [
-    ...(process.env.PATH ?? "").split(":").filter(Boolean),
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
+    ...(process.env.PATH ?? '').split(':').filter(Boolean),
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    '/usr/sbin',
+    '/usr/bin',
+    '/sbin',
+    '/bin',
   ];
   for (const d of dirs) {
     const p = join(d, name);
@@ -145,14 +145,14 @@ function findExecutable(name: string): string | null {
 /** Highest-versioned /usr/lib/postgresql/<v>/bin that has a postgres binary (or $PG_BIN_DIR). */
 function findPgBinDir(): string | null {
   const override = process.env.PG_BIN_DIR;
-  if (override) return existsSync(join(override, "postgres")) ? override : null;
-  const base = "/usr/lib/postgresql";
+  if (override) return existsSync(join(override, 'postgres')) ? override : null;
+  const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return null;
   const versions = readdirSync(base)
-    .filter((v) => existsSync(join(base, v, "bin", "postgres")))
+    .filter((v) => existsSync(join(base, v, 'bin', 'postgres')))
     .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
   const top = versions[0];
-  return top === undefined ? null : join(base, top, "bin");
+  return top === undefined ? null : join(base, top, 'bin');
 }
 
 interface RunOptions {
@@ -165,36 +165,35 @@ interface RunOptions {
 }
 
 function run(cmd: string, args: readonly string[], opts: RunOptions = {}): SpawnSyncReturns<string> {
-  const [file, argv] =
-    opts.asPostgres && IS_ROOT ? ["runuser", ["-u", PG_SYSTEM_USER, "--", cmd, ...args]] : [cmd, [...args]];
+  const [file, argv] = opts.asPostgres && IS_ROOT ? ['runuser', ['-u', PG_SYSTEM_USER, '--', cmd, ...args]] : [cmd, [...args]];
   const res = spawnSync(file, argv, {
     // The postgres user may not be able to read our cwd.
-    cwd: "/",
-    encoding: "utf8",
+    cwd: '/',
+    encoding: 'utf8',
     // Daemons started from here must not keep our pipes open, hence 'ignore'
     // for stdin and files/pipes that pg_ctl/pgbouncer/redis close on detach.
-    stdio: opts.passthrough ? ["ignore", 2, 2] : ["ignore", "pipe", "pipe"],
+    stdio: opts.passthrough ? ['ignore', 2, 2] : ['ignore', 'pipe', 'pipe'],
     timeout: opts.timeoutMs ?? 120_000,
     env: opts.env ?? process.env,
   });
-  if (res.error) throw new Error(`${file} ${argv.join(" ")}: ${res.error.message}`);
+  if (res.error) throw new Error(`${file} ${argv.join(' ')}: ${res.error.message}`);
   return res;
 }
 
 function runOk(cmd: string, args: readonly string[], opts: RunOptions = {}): string {
   const res = run(cmd, args, opts);
   if (res.status !== 0) {
-    const out = `${res.stdout ?? ""}${res.stderr ?? ""}`.trim();
-    throw new Error(`${cmd} ${args.join(" ")} exited with ${res.status ?? res.signal}${out ? `:\n${out}` : ""}`);
+    const out = `${res.stdout ?? ''}${res.stderr ?? ''}`.trim();
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${res.status ?? res.signal}${out ? `:\n${out}` : ''}`);
   }
-  return res.stdout ?? "";
+  return res.stdout ?? '';
 }
 
 function tail(path: string, lines = 20): string {
   try {
-    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
-    return "(no log)";
+    return '(no log)';
   }
 }
 
@@ -204,21 +203,21 @@ function processIs(pid: number, comm: string): boolean {
     process.kill(pid, 0);
   } catch (err) {
     // EPERM means it exists but belongs to another user.
-    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   try {
     // A zombie (killed, not reaped: PID 1 of a container may never reap) is gone.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false;
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim().startsWith(comm);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith(comm);
   } catch {
-    return !existsSync("/proc/self"); // no procfs: trust kill(0); with procfs the process is gone
+    return !existsSync('/proc/self'); // no procfs: trust kill(0); with procfs the process is gone
   }
 }
 
 function readPid(pidfile: string): number | null {
   try {
-    const first = readFileSync(pidfile, "utf8").split("\n")[0]?.trim() ?? "";
+    const first = readFileSync(pidfile, 'utf8').split('\n')[0]?.trim() ?? '';
     const pid = Number(first);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
@@ -243,8 +242,8 @@ function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
       resolvePromise(ok);
     };
     sock.setTimeout(timeoutMs, () => done(false));
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
   });
 }
 
@@ -264,10 +263,10 @@ async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<
 
 async function pgSelect1(connectionString: string): Promise<void> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 2000 });
-  client.on("error", () => {});
+  client.on('error', () => {});
   try {
     await client.connect();
-    await client.query("SELECT 1");
+    await client.query('SELECT 1');
   } finally {
     await client.end().catch(() => {});
   }
@@ -281,11 +280,11 @@ async function redisPing(url: string): Promise<void> {
     enableOfflineQueue: false,
     retryStrategy: () => null,
   });
-  redis.on("error", () => {});
+  redis.on('error', () => {});
   try {
     await redis.connect();
     const pong = await redis.ping();
-    if (pong !== "PONG") throw new Error(`unexpected PING reply ${pong}`);
+    if (pong !== 'PONG') throw new Error(`unexpected PING reply ${pong}`);
   } finally {
     redis.disconnect();
   }
@@ -296,7 +295,7 @@ async function redisPing(url: string): Promise<void> {
 
 function isDebianLike(): boolean {
   try {
-    const osr = readFileSync("/etc/os-release", "utf8");
+    const osr = readFileSync('/etc/os-release', 'utf8');
     return /^(ID|ID_LIKE)=.*\b(debian|ubuntu)\b/m.test(osr);
   } catch {
     return false;
@@ -306,19 +305,19 @@ function isDebianLike(): boolean {
 export function ensurePackages(packages: readonly { pkg: string; present: () => boolean }[] = REQUIRED_PACKAGES): void {
   const missing = packages.filter((p) => !p.present()).map((p) => p.pkg);
   if (missing.length === 0) return;
-  const installArgs = ["install", "-y", "--no-install-recommends", ...missing];
+  const installArgs = ['install', '-y', '--no-install-recommends', ...missing];
   if (!IS_ROOT || !isDebianLike()) {
     throw new Error(
-      `missing system packages: ${missing.join(", ")}. Install them with:\n` +
-        `  sudo apt-get update && sudo apt-get ${installArgs.join(" ")}`,
+      `missing system packages: ${missing.join(', ')}. Install them with:\n` +
+        `  sudo apt-get update && sudo apt-get ${installArgs.join(' ')}`,
     );
   }
-  log(`installing missing packages: ${missing.join(" ")}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  runOk("apt-get", ["update"], { passthrough: true, env, timeoutMs: 600_000 });
-  runOk("apt-get", installArgs, { passthrough: true, env, timeoutMs: 900_000 });
+  log(`installing missing packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  runOk('apt-get', ['update'], { passthrough: true, env, timeoutMs: 600_000 });
+  runOk('apt-get', installArgs, { passthrough: true, env, timeoutMs: 900_000 });
   const still = packages.filter((p) => !p.present()).map((p) => p.pkg);
-  if (still.length > 0) throw new Error(`packages still missing after apt-get install: ${still.join(", ")}`);
+  if (still.length > 0) throw new Error(`packages still missing after apt-get install: ${still.join(', ')}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -344,8 +343,8 @@ interface Layout {
 }
 
 function layout(profile: Profile): Layout {
-  const base = join(ROOT, ".data", profile);
-  return { base, lock: join(base, "infra.lock"), pgLink: join(base, "pg"), redisDir: join(base, "redis") };
+  const base = join(ROOT, '.data', profile);
+  return { base, lock: join(base, 'infra.lock'), pgLink: join(base, 'pg'), redisDir: join(base, 'redis') };
 }
 
 interface PgPaths {
@@ -361,12 +360,12 @@ interface PgPaths {
 function pgPaths(dir: string): PgPaths {
   return {
     dir,
-    data: join(dir, "data"),
-    log: join(dir, "postgres.log"),
-    bouncerIni: join(dir, "pgbouncer.ini"),
-    bouncerUsers: join(dir, "userlist.txt"),
-    bouncerPid: join(dir, "pgbouncer.pid"),
-    bouncerLog: join(dir, "pgbouncer.log"),
+    data: join(dir, 'data'),
+    log: join(dir, 'postgres.log'),
+    bouncerIni: join(dir, 'pgbouncer.ini'),
+    bouncerUsers: join(dir, 'userlist.txt'),
+    bouncerPid: join(dir, 'pgbouncer.pid'),
+    bouncerLog: join(dir, 'pgbouncer.log'),
   };
 }
 
@@ -388,17 +387,26 @@ let pgIds: { uid: number; gid: number } | undefined;
 
 function pgUserIds(): { uid: number; gid: number } {
   pgIds ??= {
-    uid: Number(runOk("id", ["-u", PG_SYSTEM_USER]).trim()),
-    gid: Number(runOk("id", ["-g", PG_SYSTEM_USER]).trim()),
+    uid: Number(runOk('id', ['-u', PG_SYSTEM_USER]).trim()),
+    gid: Number(runOk('id', ['-g', PG_SYSTEM_USER]).trim()),
   };
   return pgIds;
 }
 
 function ensurePgSystemUser(): void {
   if (!IS_ROOT) return;
-  if (run("id", ["-u", PG_SYSTEM_USER]).status === 0) return;
+  if (run('id', ['-u', PG_SYSTEM_USER]).status === 0) return;
   log(`creating system user ${PG_SYSTEM_USER}`);
-  runOk("useradd", ["--system", "--user-group", "--no-create-home", "--home-dir", "/var/lib/postgresql", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER]);
+  runOk('useradd', [
+    '--system',
+    '--user-group',
+    '--no-create-home',
+    '--home-dir',
+    '/var/lib/postgresql',
+    '--shell',
+    '/usr/sbin/nologin',
+    PG_SYSTEM_USER,
+  ]);
 }
 
 function chownToPg(path: string): void {
@@ -409,7 +417,7 @@ function chownToPg(path: string): void {
 
 function pgCanWrite(dir: string): boolean {
   if (!IS_ROOT) return true;
-  return run("test", ["-w", dir, "-a", "-x", dir], { asPostgres: true }).status === 0;
+  return run('test', ['-w', dir, '-a', '-x', dir], { asPostgres: true }).status === 0;
 }
 
 function ensurePgDir(l: Layout): string {
@@ -431,16 +439,16 @@ function ensurePgDir(l: Layout): string {
 
   // The postgres user cannot traverse the path to the checkout.
   rmSync(l.pgLink, { recursive: true, force: true });
-  const hash = createHash("sha256").update(realpathSync(l.base)).digest("hex").slice(0, 16);
-  const target = join("/var/lib/aiteacher", hash, "pg");
+  const hash = createHash('sha256').update(realpathSync(l.base)).digest('hex').slice(0, 16);
+  const target = join('/var/lib/aiteacher', hash, 'pg');
   const p = pgPaths(target);
-  const pid = readPid(join(p.data, "postmaster.pid"));
-  if (existsSync(target) && !(pid !== null && processIs(pid, "postgres"))) {
+  const pid = readPid(join(p.data, 'postmaster.pid'));
+  if (existsSync(target) && !(pid !== null && processIs(pid, 'postgres'))) {
     // .data was wiped: start from scratch here too.
     rmSync(target, { recursive: true, force: true });
   }
   mkdirSync(target, { recursive: true, mode: 0o755 });
-  chmodSync("/var/lib/aiteacher", 0o755);
+  chmodSync('/var/lib/aiteacher', 0o755);
   chmodSync(dirname(target), 0o755);
   chownToPg(target);
   symlinkSync(target, l.pgLink);
@@ -459,14 +467,14 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>): Promise<T> {
   let announced = false;
   for (;;) {
     try {
-      const fd = openSync(l.lock, "wx");
+      const fd = openSync(l.lock, 'wx');
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = readPid(l.lock);
-      if (holder !== null && holder !== process.pid && !processIs(holder, "")) {
+      if (holder !== null && holder !== process.pid && !processIs(holder, '')) {
         rmSync(l.lock, { force: true }); // holder died
         continue;
       }
@@ -496,30 +504,30 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>): Promise<T> {
 
 function postgresConf(profile: Profile, port: number): string {
   const lines = [
-    "# Written by scripts/infra.ts on every `up`; edit the script, not this file.",
+    '# Written by scripts/infra.ts on every `up`; edit the script, not this file.',
     `listen_addresses = '${HOST}'`,
     `port = ${port}`,
     "unix_socket_directories = ''",
-    "max_connections = 200",
-    "shared_buffers = 128MB",
+    'max_connections = 200',
+    'shared_buffers = 128MB',
     "password_encryption = 'scram-sha-256'",
     "timezone = 'UTC'",
     "log_timezone = 'UTC'",
-    "log_min_messages = warning",
-    "log_min_error_statement = error",
+    'log_min_messages = warning',
+    'log_min_error_statement = error',
   ];
-  if (profile === "test") {
+  if (profile === 'test') {
     // Throwaway data: trade durability for speed.
-    lines.push("fsync = off", "synchronous_commit = off", "full_page_writes = off");
+    lines.push('fsync = off', 'synchronous_commit = off', 'full_page_writes = off');
   }
-  return `${lines.join("\n")}\n`;
+  return `${lines.join('\n')}\n`;
 }
 
 function pgRunningPid(p: PgPaths): number | null {
-  const pidfile = join(p.data, "postmaster.pid");
+  const pidfile = join(p.data, 'postmaster.pid');
   const pid = readPid(pidfile);
   if (pid === null) return null;
-  if (processIs(pid, "postgres")) return pid;
+  if (processIs(pid, 'postgres')) return pid;
   // Stale (e.g. machine restarted and the pid was reused): postgres would refuse to start.
   log(`removing stale ${pidfile} (pid ${pid} is not postgres)`);
   rmSync(pidfile, { force: true });
@@ -528,7 +536,7 @@ function pgRunningPid(p: PgPaths): number | null {
 
 function pgPidfilePort(p: PgPaths): number | null {
   try {
-    const port = Number(readFileSync(join(p.data, "postmaster.pid"), "utf8").split("\n")[3]);
+    const port = Number(readFileSync(join(p.data, 'postmaster.pid'), 'utf8').split('\n')[3]);
     return Number.isInteger(port) ? port : null;
   } catch {
     return null;
@@ -539,36 +547,38 @@ function initdb(bin: string, p: PgPaths): void {
   log(`initdb ${p.data}`);
   mkdirSync(p.data, { mode: 0o700 });
   chownToPg(p.data);
-  const pwfile = join(p.dir, ".pwfile");
+  const pwfile = join(p.dir, '.pwfile');
   writeFileSync(pwfile, `${DB_PASSWORD}\n`, { mode: 0o600 });
   chownToPg(pwfile);
   try {
     runOk(
-      join(bin, "initdb"),
+      join(bin, 'initdb'),
       [
-        "-D", p.data,
-        "-U", DB_USER,
+        '-D',
+        p.data,
+        '-U',
+        DB_USER,
         `--pwfile=${pwfile}`,
-        "--auth-host=scram-sha-256",
-        "--auth-local=scram-sha-256",
-        "--encoding=UTF8",
-        "--locale=C",
+        '--auth-host=scram-sha-256',
+        '--auth-local=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
       ],
       { asPostgres: true },
     );
   } finally {
     rmSync(pwfile, { force: true });
   }
-  const conf = join(p.data, "postgresql.conf");
-  writeFileSync(conf, `${readFileSync(conf, "utf8")}\ninclude = 'aiteacher.conf'\n`);
+  const conf = join(p.data, 'postgresql.conf');
+  writeFileSync(conf, `${readFileSync(conf, 'utf8')}\ninclude = 'aiteacher.conf'\n`);
 }
 
 async function ensureDatabase(directAdminUrl: string): Promise<void> {
   const client = new pg.Client({ connectionString: directAdminUrl, connectionTimeoutMillis: 5000 });
-  client.on("error", () => {});
+  client.on('error', () => {});
   await client.connect();
   try {
-    const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB_NAME]);
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DB_NAME]);
     if (!rowCount) {
       log(`creating database ${DB_NAME}`);
       await client.query(`CREATE DATABASE ${DB_NAME} OWNER ${DB_USER}`);
@@ -578,22 +588,24 @@ async function ensureDatabase(directAdminUrl: string): Promise<void> {
   }
 }
 
-async function postgresUp(profile: Profile, p: PgPaths, port: number): Promise<"started" | "reused"> {
+async function postgresUp(profile: Profile, p: PgPaths, port: number): Promise<'started' | 'reused'> {
   const bin = findPgBinDir();
-  if (bin === null) throw new Error("PostgreSQL binaries not found");
+  if (bin === null) throw new Error('PostgreSQL binaries not found');
   const adminUrl = `postgresql://${DB_USER}:${DB_PASSWORD}@${HOST}:${port}/postgres`;
 
-  if (existsSync(join(p.data, "PG_VERSION"))) {
-    const dataVersion = readFileSync(join(p.data, "PG_VERSION"), "utf8").trim();
-    const binVersion = bin.split("/").at(-2) ?? "";
+  if (existsSync(join(p.data, 'PG_VERSION'))) {
+    const dataVersion = readFileSync(join(p.data, 'PG_VERSION'), 'utf8').trim();
+    const binVersion = bin.split('/').at(-2) ?? '';
     if (/^\d+$/.test(binVersion) && dataVersion !== binVersion) {
-      throw new Error(`${p.data} was created by PostgreSQL ${dataVersion} but ${bin} is ${binVersion}; remove .data/${profile} to start over`);
+      throw new Error(
+        `${p.data} was created by PostgreSQL ${dataVersion} but ${bin} is ${binVersion}; remove .data/${profile} to start over`,
+      );
     }
   } else {
     if (existsSync(p.data)) rmSync(p.data, { recursive: true, force: true }); // half-made by an interrupted initdb
     initdb(bin, p);
   }
-  const confFile = join(p.data, "aiteacher.conf");
+  const confFile = join(p.data, 'aiteacher.conf');
   writeFileSync(confFile, postgresConf(profile, port));
   chownToPg(confFile);
 
@@ -606,31 +618,31 @@ async function postgresUp(profile: Profile, p: PgPaths, port: number): Promise<"
     await retryUntil(`PostgreSQL on ${port}`, 30_000, () => pgSelect1(adminUrl));
     await ensureDatabase(adminUrl);
     log(`postgres   reused  pid ${pid}, 127.0.0.1:${port}`);
-    return "reused";
+    return 'reused';
   }
   if (await portOpen(port)) {
     throw new Error(`port ${port} is already in use by another process; set PG_PORT to another port`);
   }
-  if (!existsSync(p.log)) writeFileSync(p.log, "");
+  if (!existsSync(p.log)) writeFileSync(p.log, '');
   chownToPg(p.log);
-  const res = run(join(bin, "pg_ctl"), ["-D", p.data, "-l", p.log, "-w", "-t", "60", "start"], { asPostgres: true });
+  const res = run(join(bin, 'pg_ctl'), ['-D', p.data, '-l', p.log, '-w', '-t', '60', 'start'], { asPostgres: true });
   if (res.status !== 0) {
-    throw new Error(`pg_ctl start failed (${res.status}): ${(res.stderr ?? "").trim()}\n--- ${p.log} ---\n${tail(p.log)}`);
+    throw new Error(`pg_ctl start failed (${res.status}): ${(res.stderr ?? '').trim()}\n--- ${p.log} ---\n${tail(p.log)}`);
   }
   await retryUntil(`PostgreSQL on ${port}`, 30_000, () => pgSelect1(adminUrl));
   await ensureDatabase(adminUrl);
-  log(`postgres   started pid ${pgRunningPid(p) ?? "?"}, 127.0.0.1:${port}, data ${p.data}`);
-  return "started";
+  log(`postgres   started pid ${pgRunningPid(p) ?? '?'}, 127.0.0.1:${port}, data ${p.data}`);
+  return 'started';
 }
 
 async function postgresDown(p: PgPaths): Promise<boolean> {
   const pid = pgRunningPid(p);
   if (pid === null) return false;
   const bin = findPgBinDir();
-  if (bin === null) throw new Error("PostgreSQL binaries not found");
-  const res = run(join(bin, "pg_ctl"), ["-D", p.data, "-m", "fast", "-w", "-t", "60", "stop"], { asPostgres: true });
-  if (res.status !== 0 && !(await waitGone(pid, "postgres", 1000))) {
-    throw new Error(`pg_ctl stop failed: ${(res.stderr ?? "").trim()}`);
+  if (bin === null) throw new Error('PostgreSQL binaries not found');
+  const res = run(join(bin, 'pg_ctl'), ['-D', p.data, '-m', 'fast', '-w', '-t', '60', 'stop'], { asPostgres: true });
+  if (res.status !== 0 && !(await waitGone(pid, 'postgres', 1000))) {
+    throw new Error(`pg_ctl stop failed: ${(res.stderr ?? '').trim()}`);
   }
   return true;
 }
@@ -640,42 +652,42 @@ async function postgresDown(p: PgPaths): Promise<boolean> {
 
 function pgbouncerIni(p: PgPaths, ports: Ports): string {
   return [
-    "; Written by scripts/infra.ts on every `up`; edit the script, not this file.",
-    "[databases]",
+    '; Written by scripts/infra.ts on every `up`; edit the script, not this file.',
+    '[databases]',
     `${DB_NAME} = host=${HOST} port=${ports.postgres} dbname=${DB_NAME}`,
-    "",
-    "[pgbouncer]",
+    '',
+    '[pgbouncer]',
     `listen_addr = ${HOST}`,
     `listen_port = ${ports.pgbouncer}`,
-    "unix_socket_dir =",
-    "auth_type = scram-sha-256",
+    'unix_socket_dir =',
+    'auth_type = scram-sha-256',
     `auth_file = ${p.bouncerUsers}`,
     `admin_users = ${DB_USER}`,
     `stats_users = ${DB_USER}`,
     // Transaction pooling: a server connection is lent for one transaction.
     // Only unnamed prepared statements are safe (PgBouncer 1.18 has no
     // max_prepared_statements); @prisma/adapter-pg sends unnamed ones.
-    "pool_mode = transaction",
-    "max_client_conn = 1000",
-    "default_pool_size = 20",
-    "reserve_pool_size = 5",
-    "reserve_pool_timeout = 2",
-    "max_db_connections = 150",
+    'pool_mode = transaction',
+    'max_client_conn = 1000',
+    'default_pool_size = 20',
+    'reserve_pool_size = 5',
+    'reserve_pool_timeout = 2',
+    'max_db_connections = 150',
     // Startup parameters PgBouncer does not track; drivers send them (JDBC,
     // some node-postgres setups). They are dropped, not applied.
-    "ignore_startup_parameters = extra_float_digits,options",
+    'ignore_startup_parameters = extra_float_digits,options',
     `logfile = ${p.bouncerLog}`,
     `pidfile = ${p.bouncerPid}`,
-    "log_connections = 0",
-    "log_disconnections = 0",
-    "",
-  ].join("\n");
+    'log_connections = 0',
+    'log_disconnections = 0',
+    '',
+  ].join('\n');
 }
 
 function pgbouncerRunningPid(p: PgPaths): number | null {
   const pid = readPid(p.bouncerPid);
   if (pid === null) return null;
-  if (processIs(pid, "pgbouncer")) return pid;
+  if (processIs(pid, 'pgbouncer')) return pid;
   rmSync(p.bouncerPid, { force: true }); // stale: pgbouncer refuses to start over a live-looking pidfile
   return null;
 }
@@ -683,7 +695,7 @@ function pgbouncerRunningPid(p: PgPaths): number | null {
 function writeOwned(path: string, content: string, mode: number): boolean {
   let old: string | null = null;
   try {
-    old = readFileSync(path, "utf8");
+    old = readFileSync(path, 'utf8');
   } catch {
     /* new */
   }
@@ -693,9 +705,9 @@ function writeOwned(path: string, content: string, mode: number): boolean {
   return old !== null && old !== content;
 }
 
-async function pgbouncerUp(p: PgPaths, ports: Ports, pooledUrl: string): Promise<"started" | "reused"> {
-  const exe = findExecutable("pgbouncer");
-  if (exe === null) throw new Error("pgbouncer not found");
+async function pgbouncerUp(p: PgPaths, ports: Ports, pooledUrl: string): Promise<'started' | 'reused'> {
+  const exe = findExecutable('pgbouncer');
+  if (exe === null) throw new Error('pgbouncer not found');
   // Plain-text password: lets PgBouncer do SCRAM both towards clients and towards PostgreSQL.
   writeOwned(p.bouncerUsers, `"${DB_USER}" "${DB_PASSWORD}"\n`, 0o600);
   const changed = writeOwned(p.bouncerIni, pgbouncerIni(p, ports), 0o640);
@@ -703,43 +715,41 @@ async function pgbouncerUp(p: PgPaths, ports: Ports, pooledUrl: string): Promise
   const pid = pgbouncerRunningPid(p);
   if (pid !== null) {
     if (changed) {
-      log("pgbouncer.ini changed: reloading PgBouncer (a port change needs infra down/up)");
-      process.kill(pid, "SIGHUP");
+      log('pgbouncer.ini changed: reloading PgBouncer (a port change needs infra down/up)');
+      process.kill(pid, 'SIGHUP');
     }
     await retryUntil(`PgBouncer on ${ports.pgbouncer}`, 30_000, () => pgSelect1(pooledUrl));
     log(`pgbouncer  reused  pid ${pid}, 127.0.0.1:${ports.pgbouncer}`);
-    return "reused";
+    return 'reused';
   }
   if (await portOpen(ports.pgbouncer)) {
     throw new Error(`port ${ports.pgbouncer} is already in use by another process; set PGBOUNCER_PORT to another port`);
   }
-  if (!existsSync(p.bouncerLog)) writeFileSync(p.bouncerLog, "");
+  if (!existsSync(p.bouncerLog)) writeFileSync(p.bouncerLog, '');
   chownToPg(p.bouncerLog);
   // max_client_conn 1000 needs more than the usual soft limit of 1024 descriptors.
-  const res = run(
-    "sh",
-    ["-c", 'ulimit -S -n 4096 2>/dev/null || true; exec "$0" "$@"', exe, "-d", p.bouncerIni],
-    { asPostgres: true },
-  );
+  const res = run('sh', ['-c', 'ulimit -S -n 4096 2>/dev/null || true; exec "$0" "$@"', exe, '-d', p.bouncerIni], { asPostgres: true });
   if (res.status !== 0) {
-    throw new Error(`pgbouncer failed to start (${res.status}): ${(res.stderr ?? "").trim()}\n--- ${p.bouncerLog} ---\n${tail(p.bouncerLog)}`);
+    throw new Error(
+      `pgbouncer failed to start (${res.status}): ${(res.stderr ?? '').trim()}\n--- ${p.bouncerLog} ---\n${tail(p.bouncerLog)}`,
+    );
   }
   try {
     await retryUntil(`PgBouncer on ${ports.pgbouncer}`, 30_000, () => pgSelect1(pooledUrl));
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- ${p.bouncerLog} ---\n${tail(p.bouncerLog)}`);
   }
-  log(`pgbouncer  started pid ${pgbouncerRunningPid(p) ?? "?"}, 127.0.0.1:${ports.pgbouncer} (transaction pooling)`);
-  return "started";
+  log(`pgbouncer  started pid ${pgbouncerRunningPid(p) ?? '?'}, 127.0.0.1:${ports.pgbouncer} (transaction pooling)`);
+  return 'started';
 }
 
 async function pgbouncerDown(p: PgPaths): Promise<boolean> {
   const pid = pgbouncerRunningPid(p);
   if (pid === null) return false;
-  process.kill(pid, "SIGTERM"); // immediate shutdown (SIGINT would wait for clients)
-  if (!(await waitGone(pid, "pgbouncer", 10_000))) {
-    process.kill(pid, "SIGKILL");
-    await waitGone(pid, "pgbouncer", 5_000);
+  process.kill(pid, 'SIGTERM'); // immediate shutdown (SIGINT would wait for clients)
+  if (!(await waitGone(pid, 'pgbouncer', 10_000))) {
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid, 'pgbouncer', 5_000);
   }
   rmSync(p.bouncerPid, { force: true });
   return true;
@@ -754,58 +764,58 @@ function q(s: string): string {
 
 function redisConf(dir: string, port: number): string {
   return [
-    "# Written by scripts/infra.ts on every `up`; edit the script, not this file.",
+    '# Written by scripts/infra.ts on every `up`; edit the script, not this file.',
     `bind ${HOST}`,
     `port ${port}`,
-    "daemonize yes",
-    `pidfile ${q(join(dir, "redis.pid"))}`,
-    `logfile ${q(join(dir, "redis.log"))}`,
+    'daemonize yes',
+    `pidfile ${q(join(dir, 'redis.pid'))}`,
+    `logfile ${q(join(dir, 'redis.log'))}`,
     `dir ${q(dir)}`,
     // BullMQ: jobs must survive a crash and must never be evicted.
-    "appendonly yes",
-    "appendfsync everysec",
-    "maxmemory-policy noeviction",
-    "save 3600 1 300 100 60 10000",
-    "",
-  ].join("\n");
+    'appendonly yes',
+    'appendfsync everysec',
+    'maxmemory-policy noeviction',
+    'save 3600 1 300 100 60 10000',
+    '',
+  ].join('\n');
 }
 
 function redisRunningPid(dir: string): number | null {
-  const pidfile = join(dir, "redis.pid");
+  const pidfile = join(dir, 'redis.pid');
   const pid = readPid(pidfile);
   if (pid === null) return null;
-  if (processIs(pid, "redis-server")) return pid;
+  if (processIs(pid, 'redis-server')) return pid;
   rmSync(pidfile, { force: true });
   return null;
 }
 
-async function redisUp(dir: string, port: number, url: string): Promise<"started" | "reused"> {
-  const exe = findExecutable("redis-server");
-  if (exe === null) throw new Error("redis-server not found");
+async function redisUp(dir: string, port: number, url: string): Promise<'started' | 'reused'> {
+  const exe = findExecutable('redis-server');
+  if (exe === null) throw new Error('redis-server not found');
   mkdirSync(dir, { recursive: true, mode: 0o750 });
-  const conf = join(dir, "redis.conf");
+  const conf = join(dir, 'redis.conf');
   writeFileSync(conf, redisConf(dir, port));
 
   const pid = redisRunningPid(dir);
   if (pid !== null) {
     await retryUntil(`Redis on ${port}`, 30_000, () => redisPing(url));
     log(`redis      reused  pid ${pid}, 127.0.0.1:${port}`);
-    return "reused";
+    return 'reused';
   }
   if (await portOpen(port)) {
     throw new Error(`port ${port} is already in use by another process; set REDIS_PORT to another port`);
   }
   const res = run(exe, [conf]);
   if (res.status !== 0) {
-    throw new Error(`redis-server failed to start (${res.status}): ${(res.stdout ?? "").trim()}\n${tail(join(dir, "redis.log"))}`);
+    throw new Error(`redis-server failed to start (${res.status}): ${(res.stdout ?? '').trim()}\n${tail(join(dir, 'redis.log'))}`);
   }
   try {
     await retryUntil(`Redis on ${port}`, 30_000, () => redisPing(url));
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- redis.log ---\n${tail(join(dir, "redis.log"))}`);
+    throw new Error(`${(err as Error).message}\n--- redis.log ---\n${tail(join(dir, 'redis.log'))}`);
   }
-  log(`redis      started pid ${redisRunningPid(dir) ?? "?"}, 127.0.0.1:${port}, AOF in ${dir}`);
-  return "started";
+  log(`redis      started pid ${redisRunningPid(dir) ?? '?'}, 127.0.0.1:${port}, AOF in ${dir}`);
+  return 'started';
 }
 
 async function redisDown(dir: string, port: number): Promise<boolean> {
@@ -817,18 +827,18 @@ async function redisDown(dir: string, port: number): Promise<boolean> {
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
   });
-  redis.on("error", () => {});
+  redis.on('error', () => {});
   try {
     await redis.connect();
-    await redis.call("SHUTDOWN"); // persists (AOF fsync + RDB) then exits; the reply never comes
+    await redis.call('SHUTDOWN'); // persists (AOF fsync + RDB) then exits; the reply never comes
   } catch {
     /* connection closed by the shutdown, or Redis not answering: checked below */
   } finally {
     redis.disconnect();
   }
-  if (!(await waitGone(pid, "redis-server", 15_000))) {
-    process.kill(pid, "SIGTERM");
-    if (!(await waitGone(pid, "redis-server", 15_000))) process.kill(pid, "SIGKILL");
+  if (!(await waitGone(pid, 'redis-server', 15_000))) {
+    process.kill(pid, 'SIGTERM');
+    if (!(await waitGone(pid, 'redis-server', 15_000))) process.kill(pid, 'SIGKILL');
   }
   return true;
 }
@@ -845,13 +855,13 @@ export async function infraUp(profile: Profile): Promise<InfraUpResult> {
   return withLock(l, async () => {
     const started: ServiceName[] = [];
     const reused: ServiceName[] = [];
-    const note = (name: ServiceName, what: "started" | "reused") => (what === "started" ? started : reused).push(name);
+    const note = (name: ServiceName, what: 'started' | 'reused') => (what === 'started' ? started : reused).push(name);
 
     const p = pgPaths(ensurePgDir(l));
-    note("postgres", await postgresUp(profile, p, ports.postgres));
-    note("pgbouncer", await pgbouncerUp(p, ports, env.DATABASE_URL));
-    note("redis", await redisUp(l.redisDir, ports.redis, env.REDIS_URL));
-    log(`profile ${profile} up: started [${started.join(", ")}], reused [${reused.join(", ")}]`);
+    note('postgres', await postgresUp(profile, p, ports.postgres));
+    note('pgbouncer', await pgbouncerUp(p, ports, env.DATABASE_URL));
+    note('redis', await redisUp(l.redisDir, ports.redis, env.REDIS_URL));
+    log(`profile ${profile} up: started [${started.join(', ')}], reused [${reused.join(', ')}]`);
     return { env, started, reused };
   });
 }
@@ -868,11 +878,11 @@ export async function infraDown(profile: Profile): Promise<{ stopped: ServiceNam
     const pgDir = existingPgDir(l);
     if (pgDir !== null) {
       const p = pgPaths(pgDir);
-      if (await pgbouncerDown(p)) stopped.push("pgbouncer");
-      if (await postgresDown(p)) stopped.push("postgres");
+      if (await pgbouncerDown(p)) stopped.push('pgbouncer');
+      if (await postgresDown(p)) stopped.push('postgres');
     }
-    if (await redisDown(l.redisDir, ports.redis)) stopped.push("redis");
-    log(`profile ${profile} down: stopped [${stopped.join(", ")}]`);
+    if (await redisDown(l.redisDir, ports.redis)) stopped.push('redis');
+    log(`profile ${profile} down: stopped [${stopped.join(', ')}]`);
     return { stopped };
   });
 }
@@ -882,31 +892,31 @@ export async function infraDown(profile: Profile): Promise<{ stopped: ServiceNam
 
 function parseArgs(argv: readonly string[]): { command: string | undefined; profile: Profile } {
   let command: string | undefined;
-  let profile: string = process.env.INFRA_PROFILE ?? "dev";
+  let profile: string = process.env.INFRA_PROFILE ?? 'dev';
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    if (a === "--profile" || a === "-p") profile = argv[++i] ?? "";
-    else if (a.startsWith("--profile=")) profile = a.slice("--profile=".length);
+    const a = argv[i] ?? '';
+    if (a === '--profile' || a === '-p') profile = argv[++i] ?? '';
+    else if (a.startsWith('--profile=')) profile = a.slice('--profile='.length);
     else if (command === undefined) command = a;
     else throw new Error(`unexpected argument ${a}`);
   }
   if (!(PROFILES as readonly string[]).includes(profile)) {
-    throw new Error(`unknown profile "${profile}" (expected ${PROFILES.join(" or ")})`);
+    throw new Error(`unknown profile "${profile}" (expected ${PROFILES.join(' or ')})`);
   }
   return { command, profile: profile as Profile };
 }
 
 async function main(): Promise<void> {
-  const usage = "usage: tsx scripts/infra.ts <up|down|env> [--profile dev|test]";
+  const usage = 'usage: tsx scripts/infra.ts <up|down|env> [--profile dev|test]';
   const { command, profile } = parseArgs(process.argv.slice(2));
   switch (command) {
-    case "up":
+    case 'up':
       await infraUp(profile);
       break;
-    case "down":
+    case 'down':
       await infraDown(profile);
       break;
-    case "env":
+    case 'env':
       for (const [k, v] of Object.entries(infraEnv(profile))) process.stdout.write(`${k}=${v}\n`);
       break;
     default:

@@ -8,7 +8,11 @@ import { mintUserToken } from '../lib/tokens.js';
 import { DEV_AUDIENCE, DEV_ISSUER, ensureDevKeys } from './lib/dev-keys.js';
 
 const { values } = parseArgs({
-  options: { sub: { type: 'string', default: 'dev-teacher' }, role: { type: 'string', default: 'TEACHER' }, ttl: { type: 'string', default: '12h' } },
+  options: {
+    sub: { type: 'string', default: 'dev-teacher' },
+    role: { type: 'string', default: 'TEACHER' },
+    ttl: { type: 'string', default: '12h' },
+  },
 });
 const role = values.role.toUpperCase();
 if (!isRole(role)) {
@@ -16,4 +20,13 @@ if (!isRole(role)) {
   process.exit(2);
 }
 const keys = await ensureDevKeys();
-console.log(await mintUserToken({ privateJwk: keys.user.privateJwk, sub: values.sub, role, issuer: DEV_ISSUER, audience: DEV_AUDIENCE, expiresIn: values.ttl }));
+console.log(
+  await mintUserToken({
+    privateJwk: keys.user.privateJwk,
+    sub: values.sub,
+    role,
+    issuer: DEV_ISSUER,
+    audience: DEV_AUDIENCE,
+    expiresIn: values.ttl,
+  }),
+);

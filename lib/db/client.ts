@@ -6,14 +6,14 @@
 //
 // The client code is generated into lib/db/generated (gitignored) by
 // `npm run db:generate`.
-import { PrismaPg } from "@prisma/adapter-pg";
-import pg from "pg";
-import { Counter, Gauge, type Registry } from "prom-client";
-import { Prisma, PrismaClient } from "./generated/index.js";
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { Prisma, PrismaClient } from './generated/index.js';
 
 export { Prisma, PrismaClient };
-export { CourseRole, TaskKind, TaskStatus } from "./generated/index.js";
-export type { Conversation, Course, CourseMember, Exam, Task } from "./generated/index.js";
+export { CourseRole, TaskKind, TaskStatus } from './generated/index.js';
+export type { Conversation, Course, CourseMember, Exam, Task } from './generated/index.js';
 
 /** The subset of a pino logger used here (any pino Logger fits). */
 export interface DbLogger {
@@ -61,9 +61,9 @@ function registerPoolMetrics(registry: Registry, pool: pg.Pool): Counter {
   if (m === undefined) {
     const pools = new Set<pg.Pool>();
     new Gauge({
-      name: "db_pool_connections",
+      name: 'db_pool_connections',
       help: "Connections in this process's database pool, by state (waiting = queued requests)",
-      labelNames: ["state"] as const,
+      labelNames: ['state'] as const,
       registers: [registry],
       collect() {
         let total = 0;
@@ -78,13 +78,13 @@ function registerPoolMetrics(registry: Registry, pool: pg.Pool): Counter {
           idle += p.idleCount;
           waiting += p.waitingCount;
         }
-        this.set({ state: "total" }, total);
-        this.set({ state: "idle" }, idle);
-        this.set({ state: "waiting" }, waiting);
+        this.set({ state: 'total' }, total);
+        this.set({ state: 'idle' }, idle);
+        this.set({ state: 'waiting' }, waiting);
       },
     });
     new Gauge({
-      name: "db_pool_max",
+      name: 'db_pool_max',
       help: "Largest size of this process's database pool",
       registers: [registry],
       collect() {
@@ -94,8 +94,8 @@ function registerPoolMetrics(registry: Registry, pool: pg.Pool): Counter {
       },
     });
     const errors = new Counter({
-      name: "db_pool_errors_total",
-      help: "Errors on idle or checked-out database connections",
+      name: 'db_pool_errors_total',
+      help: 'Errors on idle or checked-out database connections',
       registers: [registry],
     });
     m = { pools, errors };
@@ -121,11 +121,11 @@ export function createPrisma(options: CreatePrismaOptions): PrismaClient {
     disposeExternalPool: true,
     onPoolError: (err) => {
       errors?.inc();
-      log?.warn({ err }, "database pool: idle connection error");
+      log?.warn({ err }, 'database pool: idle connection error');
     },
     onConnectionError: (err) => {
       errors?.inc();
-      log?.warn({ err }, "database connection error");
+      log?.warn({ err }, 'database connection error');
     },
   });
 
@@ -133,23 +133,23 @@ export function createPrisma(options: CreatePrismaOptions): PrismaClient {
   if (log === undefined && queries === undefined) return new PrismaClient({ adapter });
 
   const levels: Prisma.LogDefinition[] = [
-    { emit: "event", level: "warn" },
-    { emit: "event", level: "error" },
+    { emit: 'event', level: 'warn' },
+    { emit: 'event', level: 'error' },
   ];
-  if (options.logQueries || queries) levels.push({ emit: "event", level: "query" });
+  if (options.logQueries || queries) levels.push({ emit: 'event', level: 'query' });
   const client = new PrismaClient({ adapter, log: levels });
   // With event-emitting log levels $on is typed per level; this client is then
   // handed out as a plain PrismaClient.
   const events = client as unknown as {
-    $on(event: "warn" | "error", cb: (e: Prisma.LogEvent) => void): void;
-    $on(event: "query", cb: (e: Prisma.QueryEvent) => void): void;
+    $on(event: 'warn' | 'error', cb: (e: Prisma.LogEvent) => void): void;
+    $on(event: 'query', cb: (e: Prisma.QueryEvent) => void): void;
   };
-  events.$on("warn", (e) => log?.warn({ target: e.target }, `prisma: ${e.message}`));
-  events.$on("error", (e) => log?.error({ target: e.target }, `prisma: ${e.message}`));
+  events.$on('warn', (e) => log?.warn({ target: e.target }, `prisma: ${e.message}`));
+  events.$on('error', (e) => log?.error({ target: e.target }, `prisma: ${e.message}`));
   if (options.logQueries || queries) {
-    events.$on("query", (e) => {
+    events.$on('query', (e) => {
       queries?.inc();
-      if (options.logQueries) log?.debug({ query: e.query, durationMs: e.duration }, "prisma query");
+      if (options.logQueries) log?.debug({ query: e.query, durationMs: e.duration }, 'prisma query');
     });
   }
   return client;
@@ -161,7 +161,7 @@ const queryCounters = new WeakMap<Registry, Counter>();
 function queryCounter(registry: Registry): Counter {
   let counter = queryCounters.get(registry);
   if (!counter) {
-    counter = new Counter({ name: "db_queries_total", help: "SQL statements sent to the database by Prisma", registers: [registry] });
+    counter = new Counter({ name: 'db_queries_total', help: 'SQL statements sent to the database by Prisma', registers: [registry] });
     queryCounters.set(registry, counter);
   }
   return counter;

@@ -1,15 +1,15 @@
 // lib/db/migrate.ts against a real PostgreSQL (direct connection).
 // Needs the test infra up: `npx tsx scripts/infra.ts up --profile test`.
 // Run: node --import tsx --test lib/db/migrate.int.test.ts
-import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { appendFileSync, cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import pg from "pg";
-import { DEFAULT_MIGRATIONS_DIR, MigrationError, migrate, readMigrations } from "./migrate.js";
-import { testDbUrls, withDatabase } from "./test-urls.js";
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { DEFAULT_MIGRATIONS_DIR, MigrationError, migrate, readMigrations } from './migrate.js';
+import { testDbUrls, withDatabase } from './test-urls.js';
 
 const urls = testDbUrls();
 const quiet = () => {};
@@ -28,14 +28,14 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 
 /** A new empty database on the test server, dropped after the tests. */
 async function scratchDatabase(): Promise<string> {
-  const name = `aiteacher_migrate_${randomBytes(6).toString("hex")}`;
-  await withClient(withDatabase(urls.direct, "postgres"), (c) => c.query(`CREATE DATABASE ${name}`));
+  const name = `aiteacher_migrate_${randomBytes(6).toString('hex')}`;
+  await withClient(withDatabase(urls.direct, 'postgres'), (c) => c.query(`CREATE DATABASE ${name}`));
   scratchDbs.push(name);
   return withDatabase(urls.direct, name);
 }
 
 function copyOfMigrations(): string {
-  const dir = mkdtempSync(join(tmpdir(), "aiteacher-migrations-"));
+  const dir = mkdtempSync(join(tmpdir(), 'aiteacher-migrations-'));
   tmpDirs.push(dir);
   cpSync(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
   return dir;
@@ -53,32 +53,41 @@ async function appliedRows(url: string) {
 const local = readMigrations(DEFAULT_MIGRATIONS_DIR);
 
 before(() => {
-  assert.ok(local.length >= 1, "prisma/migrations has migrations");
+  assert.ok(local.length >= 1, 'prisma/migrations has migrations');
 });
 
 after(async () => {
   for (const name of scratchDbs) {
-    await withClient(withDatabase(urls.direct, "postgres"), (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
+    await withClient(withDatabase(urls.direct, 'postgres'), (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
   }
   for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
 });
 
-describe("migrate", () => {
-  test("the test database migrates, and a second run applies nothing", async () => {
+describe('migrate', () => {
+  test('the test database migrates, and a second run applies nothing', async () => {
     await migrate(urls.direct, quiet);
     const second = await migrate(urls.direct, quiet);
     assert.deepEqual(second.applied, []);
-    assert.deepEqual(second.alreadyApplied, local.map((m) => m.name));
+    assert.deepEqual(
+      second.alreadyApplied,
+      local.map((m) => m.name),
+    );
   });
 
-  test("fresh database: applies all, records them the way Prisma does, then is idempotent", async () => {
+  test('fresh database: applies all, records them the way Prisma does, then is idempotent', async () => {
     const url = await scratchDatabase();
     const first = await migrate(url, quiet);
-    assert.deepEqual(first.applied, local.map((m) => m.name));
+    assert.deepEqual(
+      first.applied,
+      local.map((m) => m.name),
+    );
     assert.deepEqual(first.alreadyApplied, []);
 
     const rows = await appliedRows(url);
-    assert.deepEqual(rows.map((r) => r.migration_name), local.map((m) => m.name));
+    assert.deepEqual(
+      rows.map((r) => r.migration_name),
+      local.map((m) => m.name),
+    );
     for (const [i, r] of rows.entries()) {
       // Prisma's checksum: sha256 hex of migration.sql.
       assert.equal(r.checksum, local[i]?.checksum);
@@ -97,7 +106,7 @@ describe("migrate", () => {
     assert.equal((await appliedRows(url)).length, local.length);
   });
 
-  test("concurrent runs on a fresh database apply each migration exactly once", async () => {
+  test('concurrent runs on a fresh database apply each migration exactly once', async () => {
     const url = await scratchDatabase();
     const results = await Promise.all([migrate(url, quiet), migrate(url, quiet), migrate(url, quiet)]);
     const appliedCount = results.reduce((n, r) => n + r.applied.length, 0);
@@ -111,11 +120,11 @@ describe("migrate", () => {
     const before = await appliedRows(url);
 
     const dir = copyOfMigrations();
-    const first = local[0]?.name ?? "";
-    appendFileSync(join(dir, first, "migration.sql"), "\n-- edited after it was applied\n");
+    const first = local[0]?.name ?? '';
+    appendFileSync(join(dir, first, 'migration.sql'), '\n-- edited after it was applied\n');
     // A new migration behind it must not be applied either.
-    mkdirSync(join(dir, "99999999999999_after_edit"));
-    writeFileSync(join(dir, "99999999999999_after_edit", "migration.sql"), `CREATE TABLE "ShouldNotExist" (id int);\n`);
+    mkdirSync(join(dir, '99999999999999_after_edit'));
+    writeFileSync(join(dir, '99999999999999_after_edit', 'migration.sql'), `CREATE TABLE "ShouldNotExist" (id int);\n`);
 
     await assert.rejects(migrate(url, quiet, { migrationsDir: dir }), (err: unknown) => {
       assert.ok(err instanceof MigrationError);
@@ -130,50 +139,53 @@ describe("migrate", () => {
     });
   });
 
-  test("a failing migration is rolled back entirely and not recorded; a fixed one then applies", async () => {
+  test('a failing migration is rolled back entirely and not recorded; a fixed one then applies', async () => {
     const url = await scratchDatabase();
     const dir = copyOfMigrations();
-    const bad = join(dir, "99999999999999_bad");
+    const bad = join(dir, '99999999999999_bad');
     mkdirSync(bad);
-    writeFileSync(join(bad, "migration.sql"), `CREATE TABLE "Partial" (id int);\nSELECT no_such_function();\n`);
+    writeFileSync(join(bad, 'migration.sql'), `CREATE TABLE "Partial" (id int);\nSELECT no_such_function();\n`);
 
     await assert.rejects(migrate(url, quiet, { migrationsDir: dir }), /99999999999999_bad failed/);
     const rows = await appliedRows(url);
     // The good ones before it are applied and recorded, the bad one is not.
-    assert.deepEqual(rows.map((r) => r.migration_name), local.map((m) => m.name));
+    assert.deepEqual(
+      rows.map((r) => r.migration_name),
+      local.map((m) => m.name),
+    );
     await withClient(url, async (c) => {
       const { rows: t } = await c.query(`SELECT to_regclass('"Partial"') IS NULL AS absent`);
       assert.equal(t[0]?.absent, true);
     });
 
-    writeFileSync(join(bad, "migration.sql"), `CREATE TABLE "Partial" (id int);\n`);
+    writeFileSync(join(bad, 'migration.sql'), `CREATE TABLE "Partial" (id int);\n`);
     const retry = await migrate(url, quiet, { migrationsDir: dir });
-    assert.deepEqual(retry.applied, ["99999999999999_bad"]);
+    assert.deepEqual(retry.applied, ['99999999999999_bad']);
   });
 
-  test("waits for the lock held by another migrator, and gives up after lockTimeoutMs", async () => {
+  test('waits for the lock held by another migrator, and gives up after lockTimeoutMs', async () => {
     const url = await scratchDatabase();
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
     try {
-      await holder.query("SELECT pg_advisory_lock(72707369)"); // Prisma Migrate's key
+      await holder.query('SELECT pg_advisory_lock(72707369)'); // Prisma Migrate's key
       await assert.rejects(migrate(url, quiet, { lockTimeoutMs: 300 }), /could not take the migration lock/);
       const waiting = migrate(url, quiet, { lockTimeoutMs: 10_000 });
       await new Promise((r) => setTimeout(r, 200));
-      await holder.query("SELECT pg_advisory_unlock(72707369)");
+      await holder.query('SELECT pg_advisory_unlock(72707369)');
       assert.equal((await waiting).applied.length, local.length);
     } finally {
       await holder.end();
     }
   });
 
-  test("a Windows checkout (CRLF line endings) still matches the recorded checksum", async () => {
+  test('a Windows checkout (CRLF line endings) still matches the recorded checksum', async () => {
     const url = await scratchDatabase();
     await migrate(url, quiet);
     const dir = copyOfMigrations();
     for (const m of local) {
-      const file = join(dir, m.name, "migration.sql");
-      writeFileSync(file, readFileSync(file, "utf8").replace(/\r?\n/g, "\r\n"));
+      const file = join(dir, m.name, 'migration.sql');
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/\r?\n/g, '\r\n'));
     }
     const again = await migrate(url, quiet, { migrationsDir: dir });
     assert.equal(again.applied.length, 0);

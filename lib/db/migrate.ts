@@ -32,13 +32,13 @@
 // row to resolve; fix it and run again. Statements that cannot run inside a
 // transaction block (CREATE INDEX CONCURRENTLY, ...) are therefore not
 // supported in migration files.
-import { createHash, randomUUID } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import pg from "pg";
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
 
-export const DEFAULT_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../prisma/migrations");
+export const DEFAULT_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../prisma/migrations');
 
 /** Prisma Migrate's advisory lock key: we exclude each other. */
 const PRISMA_ADVISORY_LOCK_KEY = 72707369;
@@ -72,7 +72,7 @@ export interface MigrateResult {
 }
 
 export class MigrationError extends Error {
-  override name = "MigrationError";
+  override name = 'MigrationError';
 }
 
 interface LocalMigration {
@@ -89,7 +89,7 @@ interface AppliedRow {
 }
 
 function sha256(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 /**
@@ -99,25 +99,25 @@ function sha256(text: string): string {
 function checksumMatches(sql: string, checksum: string): boolean {
   const want = checksum.toLowerCase();
   if (sha256(sql) === want) return true;
-  const lf = sql.replace(/\r\n/g, "\n");
-  return sha256(lf) === want || sha256(lf.replace(/\n/g, "\r\n")) === want;
+  const lf = sql.replace(/\r\n/g, '\n');
+  return sha256(lf) === want || sha256(lf.replace(/\n/g, '\r\n')) === want;
 }
 
 export function readMigrations(dir: string): LocalMigration[] {
   if (!existsSync(dir)) throw new MigrationError(`migrations folder ${dir} does not exist`);
-  const lockFile = join(dir, "migration_lock.toml");
+  const lockFile = join(dir, 'migration_lock.toml');
   if (existsSync(lockFile)) {
-    const provider = /provider\s*=\s*"([^"]+)"/.exec(readFileSync(lockFile, "utf8"))?.[1];
-    if (provider !== undefined && provider !== "postgresql") {
+    const provider = /provider\s*=\s*"([^"]+)"/.exec(readFileSync(lockFile, 'utf8'))?.[1];
+    if (provider !== undefined && provider !== 'postgresql') {
       throw new MigrationError(`${lockFile} says provider "${provider}", expected "postgresql"`);
     }
   }
   return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, "migration.sql")))
+    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, 'migration.sql')))
     .map((e) => e.name)
     .sort() // Prisma orders migrations by folder name (timestamp prefix)
     .map((name) => {
-      const sql = readFileSync(join(dir, name, "migration.sql"), "utf8");
+      const sql = readFileSync(join(dir, name, 'migration.sql'), 'utf8');
       return { name, sql, checksum: sha256(sql) };
     });
 }
@@ -131,7 +131,7 @@ function errorText(err: unknown): string {
   const e = err as Error & { position?: string; detail?: string; hint?: string };
   return [e.message, e.detail && `DETAIL: ${e.detail}`, e.hint && `HINT: ${e.hint}`, e.position && `at character ${e.position}`]
     .filter(Boolean)
-    .join("\n");
+    .join('\n');
 }
 
 /**
@@ -143,21 +143,21 @@ function errorText(err: unknown): string {
 export async function migrate(directUrl: string, log: MigrateLog = defaultLog, options: MigrateOptions = {}): Promise<MigrateResult> {
   const dir = options.migrationsDir ?? DEFAULT_MIGRATIONS_DIR;
   const local = readMigrations(dir);
-  const client = new pg.Client({ connectionString: directUrl, application_name: "aiteacher-migrate", connectionTimeoutMillis: 10_000 });
-  client.on("error", () => {}); // surfaced by the failing query instead
+  const client = new pg.Client({ connectionString: directUrl, application_name: 'aiteacher-migrate', connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {}); // surfaced by the failing query instead
   await client.connect();
   try {
     await client.query(`SET lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? 60_000))}`);
     try {
-      await client.query("SELECT pg_advisory_lock($1)", [PRISMA_ADVISORY_LOCK_KEY]);
+      await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK_KEY]);
     } catch (err) {
       throw new MigrationError(`could not take the migration lock (another migrator is running?): ${errorText(err)}`);
     }
-    await client.query("SET lock_timeout = 0");
+    await client.query('SET lock_timeout = 0');
     try {
       return await migrateLocked(client, local, dir, log);
     } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [PRISMA_ADVISORY_LOCK_KEY]).catch(() => {});
+      await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_ADVISORY_LOCK_KEY]).catch(() => {});
     }
   } finally {
     await client.end().catch(() => {});
@@ -172,7 +172,7 @@ async function migrateLocked(client: pg.Client, local: LocalMigration[], dir: st
 
   const failed = rows.filter((r) => r.finished_at === null && r.rolled_back_at === null);
   if (failed.length > 0) {
-    const names = failed.map((r) => r.migration_name).join(", ");
+    const names = failed.map((r) => r.migration_name).join(', ');
     throw new MigrationError(
       `the database has failed migrations (${names}), recorded by prisma migrate. Repair the database, then mark them with ` +
         `\`prisma migrate resolve --rolled-back <name>\` (or --applied) before migrating again.`,
@@ -189,13 +189,13 @@ async function migrateLocked(client: pg.Client, local: LocalMigration[], dir: st
   });
   if (changed.length > 0) {
     throw new MigrationError(
-      `migration file(s) changed after they were applied: ${changed.map((m) => m.name).join(", ")}. ` +
+      `migration file(s) changed after they were applied: ${changed.map((m) => m.name).join(', ')}. ` +
         `Applied migrations must never be edited: restore the original file(s) and put the change in a new migration.`,
     );
   }
   const unknown = [...applied.keys()].filter((n) => !localNames.has(n));
   if (unknown.length > 0) {
-    log(`warning: the database has migrations that ${dir} does not: ${unknown.join(", ")} (newer code already migrated it?)`);
+    log(`warning: the database has migrations that ${dir} does not: ${unknown.join(', ')} (newer code already migrated it?)`);
   }
 
   const alreadyApplied = local.filter((m) => applied.has(m.name)).map((m) => m.name);
@@ -204,17 +204,17 @@ async function migrateLocked(client: pg.Client, local: LocalMigration[], dir: st
   for (const m of pending) {
     const started = Date.now();
     try {
-      await client.query("BEGIN");
-      const startedAt = (await client.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now ?? new Date();
+      await client.query('BEGIN');
+      const startedAt = (await client.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]?.now ?? new Date();
       await client.query(m.sql); // simple protocol: the file may hold many statements
       await client.query(
         `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count)
          VALUES ($1, $2, clock_timestamp(), $3, NULL, NULL, $4, 1)`,
         [randomUUID(), m.checksum, m.name, startedAt],
       );
-      await client.query("COMMIT");
+      await client.query('COMMIT');
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
+      await client.query('ROLLBACK').catch(() => {});
       throw new MigrationError(`migration ${m.name} failed and was rolled back (nothing recorded): ${errorText(err)}`);
     }
     done.push(m.name);
@@ -236,16 +236,16 @@ async function main(): Promise<void> {
   let url = process.env.DIRECT_DATABASE_URL;
   let migrationsDir: string | undefined;
   for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
+    const a = args[i] ?? '';
     const value = (flag: string) => (a === flag ? args[++i] : a.startsWith(`${flag}=`) ? a.slice(flag.length + 1) : undefined);
-    const profile = value("--profile");
-    const dirArg = value("--dir");
+    const profile = value('--profile');
+    const dirArg = value('--dir');
     if (profile !== undefined) {
-      if (profile !== "dev" && profile !== "test") throw new Error(`unknown profile ${profile}`);
+      if (profile !== 'dev' && profile !== 'test') throw new Error(`unknown profile ${profile}`);
       // Local infra only: imported lazily so that production never loads it.
-      const infraPath = resolve(dirname(fileURLToPath(import.meta.url)), "../../scripts/infra.ts");
+      const infraPath = resolve(dirname(fileURLToPath(import.meta.url)), '../../scripts/infra.ts');
       const infra = (await import(pathToFileURL(infraPath).href)) as {
-        infraEnv: (p: "dev" | "test") => { DIRECT_DATABASE_URL: string };
+        infraEnv: (p: 'dev' | 'test') => { DIRECT_DATABASE_URL: string };
       };
       url = infra.infraEnv(profile).DIRECT_DATABASE_URL;
     } else if (dirArg !== undefined) {
@@ -255,7 +255,7 @@ async function main(): Promise<void> {
     }
   }
   if (!url) {
-    throw new Error("DIRECT_DATABASE_URL is not set (a direct PostgreSQL URL, not PgBouncer); or pass --profile dev|test");
+    throw new Error('DIRECT_DATABASE_URL is not set (a direct PostgreSQL URL, not PgBouncer); or pass --profile dev|test');
   }
   await migrate(url, defaultLog, migrationsDir === undefined ? {} : { migrationsDir });
 }

@@ -5,14 +5,14 @@
 //
 // Needs the test infra up: `npx tsx scripts/infra.ts up --profile test`.
 // Run: node --import tsx --test lib/db/pgbouncer.int.test.ts
-import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
-import { after, before, describe, test } from "node:test";
-import pg from "pg";
-import { Registry } from "prom-client";
-import { CourseRole, createPrisma, type PrismaClient } from "./client.js";
-import { migrate } from "./migrate.js";
-import { testDbUrls } from "./test-urls.js";
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { CourseRole, createPrisma, type PrismaClient } from './client.js';
+import { migrate } from './migrate.js';
+import { testDbUrls } from './test-urls.js';
 
 const urls = testDbUrls();
 const runId = `pgb-test-${randomUUID()}`;
@@ -37,24 +37,24 @@ after(async () => {
   await prisma?.$disconnect();
 });
 
-describe("Prisma through PgBouncer (transaction pooling)", () => {
-  test("really goes through PgBouncer in transaction mode", async () => {
+describe('Prisma through PgBouncer (transaction pooling)', () => {
+  test('really goes through PgBouncer in transaction mode', async () => {
     // PgBouncer's admin console answers SHOW CONFIG on the special `pgbouncer` database.
     const admin = new URL(urls.pooled);
-    admin.pathname = "/pgbouncer";
+    admin.pathname = '/pgbouncer';
     const client = new pg.Client({ connectionString: admin.toString() });
     await client.connect();
     try {
       // Simple protocol only on the admin console.
-      const res = await client.query({ text: "SHOW CONFIG", rowMode: "array" });
-      const poolMode = res.rows.find((r: unknown[]) => r[0] === "pool_mode")?.[1];
-      assert.equal(poolMode, "transaction");
+      const res = await client.query({ text: 'SHOW CONFIG', rowMode: 'array' });
+      const poolMode = res.rows.find((r: unknown[]) => r[0] === 'pool_mode')?.[1];
+      assert.equal(poolMode, 'transaction');
     } finally {
       await client.end();
     }
   });
 
-  test("200 concurrent creates and parameterised findMany all succeed with correct results", async () => {
+  test('200 concurrent creates and parameterised findMany all succeed with correct results', async () => {
     const title = `course ${runId}`;
     const course = await prisma.course.create({ data: { title, createdBy: runId } });
 
@@ -66,12 +66,12 @@ describe("Prisma through PgBouncer (transaction pooling)", () => {
         });
         assert.equal(m.userId, `user-${i}`);
         assert.equal(m.role, roleOf(i));
-        return "create" as const;
+        return 'create' as const;
       }
       const role = i % 3 === 0 ? CourseRole.TEACHER : CourseRole.STUDENT;
       const found = await prisma.course.findMany({
         where: { createdBy: runId, title },
-        include: { members: { where: { role }, orderBy: { userId: "asc" } } },
+        include: { members: { where: { role }, orderBy: { userId: 'asc' } } },
       });
       assert.equal(found.length, 1);
       assert.equal(found[0]?.id, course.id);
@@ -80,11 +80,11 @@ describe("Prisma through PgBouncer (transaction pooling)", () => {
         assert.equal(m.courseId, course.id);
       }
       assert.ok((found[0]?.members.length ?? 0) <= 50);
-      return "find" as const;
+      return 'find' as const;
     });
 
     const results = await Promise.allSettled(ops);
-    const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     assert.deepEqual(
       failures.map((f) => String(f.reason)),
       [],
@@ -104,28 +104,25 @@ describe("Prisma through PgBouncer (transaction pooling)", () => {
     // The pool really ran wide, within its bounds, without connection errors.
     const metrics = await registry.getMetricsAsJSON();
     const value = (name: string, state?: string) =>
-      metrics.find((m) => m.name === name)?.values.find((v) => state === undefined || v.labels["state"] === state)?.value;
-    assert.equal(value("db_pool_max"), 50);
-    const open = value("db_pool_connections", "total") ?? 0;
+      metrics.find((m) => m.name === name)?.values.find((v) => state === undefined || v.labels['state'] === state)?.value;
+    assert.equal(value('db_pool_max'), 50);
+    const open = value('db_pool_connections', 'total') ?? 0;
     assert.ok(open > 10 && open <= 50, `pool had ${open} connections`);
-    assert.equal(value("db_pool_errors_total"), 0);
+    assert.equal(value('db_pool_errors_total'), 0);
     assert.deepEqual(warnings, []);
 
     // And PostgreSQL itself (direct connection) agrees.
     const direct = new pg.Client({ connectionString: urls.direct });
     await direct.connect();
     try {
-      const { rows } = await direct.query<{ n: string }>(
-        `SELECT count(*) AS n FROM "CourseMember" WHERE "courseId" = $1`,
-        [course.id],
-      );
+      const { rows } = await direct.query<{ n: string }>(`SELECT count(*) AS n FROM "CourseMember" WHERE "courseId" = $1`, [course.id]);
       assert.equal(Number(rows[0]?.n), 100);
     } finally {
       await direct.end();
     }
   });
 
-  test("concurrent interactive transactions commit or roll back as a whole", async () => {
+  test('concurrent interactive transactions commit or roll back as a whole', async () => {
     const outcomes = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
         prisma.$transaction(async (tx) => {
@@ -136,11 +133,11 @@ describe("Prisma through PgBouncer (transaction pooling)", () => {
         }),
       ),
     );
-    const committed = outcomes.filter((o) => o.status === "fulfilled").length;
-    const rolledBack = outcomes.filter((o) => o.status === "rejected" && String(o.reason).includes("rollback")).length;
+    const committed = outcomes.filter((o) => o.status === 'fulfilled').length;
+    const rolledBack = outcomes.filter((o) => o.status === 'rejected' && String(o.reason).includes('rollback')).length;
     assert.equal(committed, 20);
     assert.equal(rolledBack, 20);
-    const kept = await prisma.course.findMany({ where: { createdBy: runId, title: { startsWith: "tx " } }, include: { members: true } });
+    const kept = await prisma.course.findMany({ where: { createdBy: runId, title: { startsWith: 'tx ' } }, include: { members: true } });
     assert.equal(kept.length, 20);
     for (const c of kept) {
       assert.equal(Number(c.title.slice(3)) % 2, 0);

@@ -13,7 +13,10 @@ describe('authenticator', () => {
   let other: KeyPairJwk;
   let auth: Authenticator;
 
-  const sign = async (claims: Record<string, unknown>, opts: { key?: JWK; kid?: string; exp?: number | string | null; iss?: string; aud?: string; alg?: string } = {}) => {
+  const sign = async (
+    claims: Record<string, unknown>,
+    opts: { key?: JWK; kid?: string; exp?: number | string | null; iss?: string; aud?: string; alg?: string } = {},
+  ) => {
     const key = opts.key ?? good.privateJwk;
     const alg = opts.alg ?? 'RS256';
     const jwt = new SignJWT(claims).setProtectedHeader({ alg, kid: opts.kid ?? good.publicJwk.kid! }).setIssuedAt();
@@ -35,7 +38,14 @@ describe('authenticator', () => {
   before(async () => {
     good = await generateJwkPair('RS256');
     other = await generateJwkPair('RS256');
-    auth = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwks: JSON.stringify({ keys: [good.publicJwk] }), roleClaim: 'role', clockToleranceS: 5 });
+    auth = createAuthenticator({
+      issuer,
+      audience,
+      algorithms: ['RS256'],
+      jwks: JSON.stringify({ keys: [good.publicJwk] }),
+      roleClaim: 'role',
+      clockToleranceS: 5,
+    });
   });
 
   it('accepts a valid token and reads the user id and role', async () => {
@@ -57,25 +67,39 @@ describe('authenticator', () => {
   it('rejects a token whose payload was altered after signing', async () => {
     const token = await sign({ sub: 'alice', role: 'STUDENT' });
     const [h, , s] = token.split('.');
-    const forged = base64url.encode(JSON.stringify({ sub: 'alice', role: 'ADMIN', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 600 }));
+    const forged = base64url.encode(
+      JSON.stringify({ sub: 'alice', role: 'ADMIN', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 600 }),
+    );
     assert.equal(await reason(`Bearer ${h}.${forged}.${s}`), 'BAD_SIGNATURE');
   });
 
   it('rejects a token signed with an unknown kid', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { key: other.privateJwk, kid: 'nope' })}`), 'UNKNOWN_KEY');
+    assert.equal(
+      await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { key: other.privateJwk, kid: 'nope' })}`),
+      'UNKNOWN_KEY',
+    );
   });
 
   it('rejects an expired token, beyond the clock tolerance', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 30 })}`), 'TOKEN_EXPIRED');
+    assert.equal(
+      await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 30 })}`),
+      'TOKEN_EXPIRED',
+    );
   });
 
   it('accepts a token expired by less than the clock tolerance', async () => {
-    const identity = await auth.authenticate(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 2 })}`);
+    const identity = await auth.authenticate(
+      `Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 2 })}`,
+    );
     assert.equal(identity.userId, 'alice');
   });
 
   it('rejects alg "none"', async () => {
-    const unsigned = new UnsecuredJWT({ sub: 'alice', role: 'ADMIN' }).setIssuer(issuer).setAudience(audience).setExpirationTime('5m').encode();
+    const unsigned = new UnsecuredJWT({ sub: 'alice', role: 'ADMIN' })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setExpirationTime('5m')
+      .encode();
     assert.equal(await reason(`Bearer ${unsigned}`), 'ALGORITHM_NOT_ALLOWED');
   });
 
@@ -83,12 +107,18 @@ describe('authenticator', () => {
     const secret = new TextEncoder().encode(JSON.stringify(good.publicJwk));
     const token = await new SignJWT({ sub: 'alice', role: 'ADMIN' })
       .setProtectedHeader({ alg: 'HS256', kid: good.publicJwk.kid! })
-      .setIssuer(issuer).setAudience(audience).setExpirationTime('5m').sign(secret);
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setExpirationTime('5m')
+      .sign(secret);
     assert.equal(await reason(`Bearer ${token}`), 'ALGORITHM_NOT_ALLOWED');
   });
 
   it('rejects a wrong issuer and a wrong audience', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { iss: 'https://evil.example/' })}`), 'CLAIM_INVALID');
+    assert.equal(
+      await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { iss: 'https://evil.example/' })}`),
+      'CLAIM_INVALID',
+    );
     assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { aud: 'another-app' })}`), 'CLAIM_INVALID');
   });
 
@@ -101,16 +131,49 @@ describe('authenticator', () => {
 
   it('rejects a token without a known role unless a default role is configured', async () => {
     assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'SUPERUSER' })}`), 'NO_ROLE');
-    const lenient = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwks: JSON.stringify({ keys: [good.publicJwk] }), roleClaim: 'role', defaultRole: 'STUDENT', clockToleranceS: 5 });
+    const lenient = createAuthenticator({
+      issuer,
+      audience,
+      algorithms: ['RS256'],
+      jwks: JSON.stringify({ keys: [good.publicJwk] }),
+      roleClaim: 'role',
+      defaultRole: 'STUDENT',
+      clockToleranceS: 5,
+    });
     assert.equal((await lenient.authenticate(`Bearer ${await sign({ sub: 'alice' })}`)).role, 'STUDENT');
   });
 
   it('reads the role from a configurable nested claim and keeps the highest', async () => {
-    const keycloak = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwks: JSON.stringify({ keys: [good.publicJwk] }), roleClaim: 'realm_access.roles', clockToleranceS: 5 });
-    const identity = await keycloak.authenticate(`Bearer ${await sign({ sub: 'bob', realm_access: { roles: ['offline_access', 'student', 'teacher'] } })}`);
+    const keycloak = createAuthenticator({
+      issuer,
+      audience,
+      algorithms: ['RS256'],
+      jwks: JSON.stringify({ keys: [good.publicJwk] }),
+      roleClaim: 'realm_access.roles',
+      clockToleranceS: 5,
+    });
+    const identity = await keycloak.authenticate(
+      `Bearer ${await sign({ sub: 'bob', realm_access: { roles: ['offline_access', 'student', 'teacher'] } })}`,
+    );
     assert.equal(identity.role, 'TEACHER');
     assert.equal(roleFrom(['admin', 'student']), 'ADMIN');
     assert.equal(roleFrom(42), undefined);
+  });
+
+  it('remembers a verified token only until it expires', async () => {
+    const strict = createAuthenticator({
+      issuer,
+      audience,
+      algorithms: ['RS256'],
+      jwks: JSON.stringify({ keys: [good.publicJwk] }),
+      roleClaim: 'role',
+      clockToleranceS: 0,
+    });
+    const header = `Bearer ${await sign({ sub: 'carol', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) + 1 })}`;
+    assert.equal((await strict.authenticate(header)).userId, 'carol');
+    assert.equal((await strict.authenticate(header)).userId, 'carol', 'served again, from the cache');
+    await new Promise((r) => setTimeout(r, 2100));
+    await assert.rejects(strict.authenticate(header), (err: unknown) => err instanceof AuthError && err.reason === 'TOKEN_EXPIRED');
   });
 
   it('rejects a sub that is not a safe user id', async () => {

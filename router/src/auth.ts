@@ -1,4 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { isRole, type Identity, type Role } from '@lib/identity.js';
 
 export interface AuthConfig {
@@ -47,10 +49,17 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/;
 const USER_ID = /^[\w.@:|-]{1,128}$/;
 const ROLE_RANK: Record<Role, number> = { STUDENT: 0, TEACHER: 1, ADMIN: 2 };
 
+/** Verified tokens remembered (by hash) until they expire, at most this many and this long. */
+const CACHE_ENTRIES = 10_000;
+const CACHE_MAX_MS = 60_000;
+
 export function createAuthenticator(config: AuthConfig): Authenticator {
   const keys: JWTVerifyGetKey = config.jwksUrl
     ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
     : createLocalJWKSet(JSON.parse(config.jwks ?? '{"keys":[]}'));
+  // A client sends the same token on every request: verify its signature once,
+  // then trust it until min(exp, 60 s). Only successes are cached.
+  const verified = new LRUCache<string, { identity: Identity; exp: number }>({ max: CACHE_ENTRIES, ttl: CACHE_MAX_MS });
 
   return {
     async authenticate(authorization) {
@@ -58,27 +67,40 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
       if (authorization.length > MAX_TOKEN_LENGTH) throw new AuthError('MALFORMED_TOKEN', 'Token too long');
       const match = BEARER.exec(authorization.trim());
       if (!match?.[1]) throw new AuthError('MALFORMED_TOKEN', 'Expected "Authorization: Bearer <JWT>"');
-      let payload: JWTPayload;
-      try {
-        ({ payload } = await jwtVerify(match[1], keys, {
-          algorithms: config.algorithms,
-          issuer: config.issuer,
-          audience: config.audience,
-          requiredClaims: ['exp', 'sub'],
-          clockTolerance: config.clockToleranceS,
-        }));
-      } catch (err) {
-        throw translate(err);
+      const cacheKey = createHash('sha256').update(match[1]).digest('base64url');
+      const cached = verified.get(cacheKey);
+      if (cached) {
+        if (Date.now() / 1000 < cached.exp + config.clockToleranceS) return cached.identity;
+        verified.delete(cacheKey);
       }
-      const sub = payload.sub;
-      if (typeof sub !== 'string' || !USER_ID.test(sub)) {
-        throw new AuthError('CLAIM_INVALID', 'The "sub" claim must be 1 to 128 word characters');
-      }
-      const role = roleFrom(readClaim(payload, config.roleClaim)) ?? config.defaultRole;
-      if (!role) throw new AuthError('NO_ROLE', `The token has no known role in claim "${config.roleClaim}"`);
-      return { userId: sub, role };
+      const identity = await verify(match[1]);
+      return identity;
     },
   };
+
+  async function verify(token: string): Promise<Identity> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keys, {
+        algorithms: config.algorithms,
+        issuer: config.issuer,
+        audience: config.audience,
+        requiredClaims: ['exp', 'sub'],
+        clockTolerance: config.clockToleranceS,
+      }));
+    } catch (err) {
+      throw translate(err);
+    }
+    const sub = payload.sub;
+    if (typeof sub !== 'string' || !USER_ID.test(sub)) {
+      throw new AuthError('CLAIM_INVALID', 'The "sub" claim must be 1 to 128 word characters');
+    }
+    const role = roleFrom(readClaim(payload, config.roleClaim)) ?? config.defaultRole;
+    if (!role) throw new AuthError('NO_ROLE', `The token has no known role in claim "${config.roleClaim}"`);
+    const identity = { userId: sub, role };
+    verified.set(createHash('sha256').update(token).digest('base64url'), { identity, exp: payload.exp! });
+    return identity;
+  }
 }
 
 /** Reads a claim by dotted path (`realm_access.roles`). */
@@ -104,13 +126,16 @@ export function roleFrom(claim: unknown): Role | undefined {
 
 function translate(err: unknown): Error {
   if (err instanceof joseErrors.JWTExpired) return new AuthError('TOKEN_EXPIRED', 'Token expired');
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return new AuthError('CLAIM_INVALID', `Token claim "${err.claim}" is invalid: ${err.reason}`);
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AuthError('ALGORITHM_NOT_ALLOWED', 'Token signed with an algorithm that is not allowed');
+  if (err instanceof joseErrors.JWTClaimValidationFailed)
+    return new AuthError('CLAIM_INVALID', `Token claim "${err.claim}" is invalid: ${err.reason}`);
+  if (err instanceof joseErrors.JOSEAlgNotAllowed)
+    return new AuthError('ALGORITHM_NOT_ALLOWED', 'Token signed with an algorithm that is not allowed');
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new AuthError('BAD_SIGNATURE', 'Token signature is invalid');
   if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
     return new AuthError('UNKNOWN_KEY', 'Token signed with an unknown key');
   }
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return new KeySourceError(`Key set unavailable: ${err.message}`);
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid)
+    return new KeySourceError(`Key set unavailable: ${err.message}`);
   if (err instanceof joseErrors.JOSEError) return new AuthError('MALFORMED_TOKEN', `Malformed token: ${err.code}`);
   if (err instanceof TypeError || err instanceof SyntaxError) return new AuthError('MALFORMED_TOKEN', 'Malformed token');
   // A failed JWKS fetch (network) surfaces as a plain Error from fetch.

@@ -19,14 +19,17 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
     super({ url });
   }
 
-  override async willSendRequest({ request, context }: Parameters<NonNullable<RemoteGraphQLDataSource<RouterContext>['willSendRequest']>>[0]) {
+  override async willSendRequest({
+    request,
+    context,
+  }: Parameters<NonNullable<RemoteGraphQLDataSource<RouterContext>['willSendRequest']>>[0]) {
     const headers = request.http?.headers;
     if (!headers || !('identity' in context) || !context.identity) return;
     const { identity, requestId } = context;
     headers.set(IdentityHeaders.userId, identity.userId);
     headers.set(IdentityHeaders.role, identity.role);
     headers.set(IdentityHeaders.requestId, requestId);
-    headers.set(IdentityHeaders.assertion, await this.signer.sign({ identity, subgraph: this.subgraph, requestId }));
+    headers.set(IdentityHeaders.assertion, await this.signer.sign({ identity, subgraph: this.subgraph }));
   }
 
   override async process(options: GraphQLDataSourceProcessOptions<RouterContext>) {

@@ -2,9 +2,12 @@ import { z } from 'zod';
 import { envParts, parseEnv, processEnv } from '@lib/env.js';
 import { Roles } from '@lib/identity.js';
 
-const list = z
-  .string()
-  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 const schema = z
   .object({
@@ -48,7 +51,11 @@ const schema = z
   })
   .superRefine((env, ctx) => {
     if (!env.JWT_JWKS_URL && !env.JWT_JWKS) {
-      ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set JWT_JWKS_URL (an OIDC provider) or JWT_JWKS (a local key set)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_JWKS_URL'],
+        message: 'set JWT_JWKS_URL (an OIDC provider) or JWT_JWKS (a local key set)',
+      });
     }
   });
 

@@ -17,8 +17,14 @@ describe('per-user rate limit in Redis', () => {
     const student = { userId: `u-${randomUUID()}`, role: 'STUDENT' as const };
     const decisions = [];
     for (let i = 0; i < 4; i++) decisions.push(await limiter.consume(student));
-    assert.deepEqual(decisions.slice(0, 3).map((d) => d.allowed), [true, true, true]);
-    assert.deepEqual(decisions.slice(0, 3).map((d) => (d.allowed ? d.remaining : -1)), [2, 1, 0]);
+    assert.deepEqual(
+      decisions.slice(0, 3).map((d) => d.allowed),
+      [true, true, true],
+    );
+    assert.deepEqual(
+      decisions.slice(0, 3).map((d) => (d.allowed ? d.remaining : -1)),
+      [2, 1, 0],
+    );
     const refused = decisions[3]!;
     assert.equal(refused.allowed, false);
     assert.ok(!refused.allowed && refused.retryAfterS >= 1 && refused.retryAfterS <= 30);

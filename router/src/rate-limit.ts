@@ -7,9 +7,7 @@ export interface RateLimitConfig {
   perRole: Record<Role, number>;
 }
 
-export type RateDecision =
-  | { allowed: true; limit: number; remaining: number }
-  | { allowed: false; limit: number; retryAfterS: number };
+export type RateDecision = { allowed: true; limit: number; remaining: number } | { allowed: false; limit: number; retryAfterS: number };
 
 export interface RateLimiter {
   consume(identity: Identity): Promise<RateDecision>;

@@ -57,9 +57,22 @@ const SANDBOX_ORIGINS = ['https://studio.apollographql.com', 'https://sandbox.ap
 
 export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const { log, metrics } = opts;
-  const fetchSeconds = latencyHistogram(metrics.registry, 'subgraph_fetch_duration_seconds', 'Router to subgraph fetch latency', ['subgraph', 'outcome']);
-  const rateLimited = new Counter({ name: 'rate_limit_rejections_total', help: 'Requests refused by the per-user rate limit', labelNames: ['role'], registers: [metrics.registry] });
-  const authFailures = new Counter({ name: 'auth_failures_total', help: 'Requests refused for their token', labelNames: ['reason'], registers: [metrics.registry] });
+  const fetchSeconds = latencyHistogram(metrics.registry, 'subgraph_fetch_duration_seconds', 'Router to subgraph fetch latency', [
+    'subgraph',
+    'outcome',
+  ]);
+  const rateLimited = new Counter({
+    name: 'rate_limit_rejections_total',
+    help: 'Requests refused by the per-user rate limit',
+    labelNames: ['role'],
+    registers: [metrics.registry],
+  });
+  const authFailures = new Counter({
+    name: 'auth_failures_total',
+    help: 'Requests refused for their token',
+    labelNames: ['reason'],
+    registers: [metrics.registry],
+  });
 
   const gateway = new ApolloGateway({
     supergraphSdl: new FileSupergraphManager(opts.supergraphPath, opts.supergraphPollMs, log),
@@ -79,7 +92,13 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const landingPage = opts.production
     ? ApolloServerPluginLandingPageDisabled()
     : ApolloServerPluginLandingPageLocalDefault({
-        embed: { endpointIsEditable: false, initialState: { pollForSchemaUpdates: false, sharedHeaders: opts.sandboxToken ? { Authorization: `Bearer ${opts.sandboxToken}` } : {} } },
+        embed: {
+          endpointIsEditable: false,
+          initialState: {
+            pollForSchemaUpdates: false,
+            sharedHeaders: opts.sandboxToken ? { Authorization: `Bearer ${opts.sandboxToken}` } : {},
+          },
+        },
         includeCookies: false,
         footer: false,
       });
@@ -89,7 +108,12 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     introspection: opts.introspection,
     includeStacktraceInErrorResponses: !opts.production,
     formatError: formatErrorFor(log, opts.production),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: server }), metricsPlugin(metrics), requestLogPlugin<RouterContext>(), landingPage],
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer: server }),
+      metricsPlugin(metrics),
+      requestLogPlugin<RouterContext>(),
+      landingPage,
+    ],
   });
   await apollo.start();
 
@@ -112,12 +136,14 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
 
   const allowedOrigins = new Set([...opts.corsOrigins, ...(opts.production ? [] : SANDBOX_ORIGINS)]);
   const corsMiddleware = cors({
-    origin: (origin, cb) => cb(null, !origin || allowedOrigins.has(origin) || (!opts.production && /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(origin))),
+    origin: (origin, cb) =>
+      cb(null, !origin || allowedOrigins.has(origin) || (!opts.production && /^https?:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(origin))),
     exposedHeaders: ['X-Request-ID', 'Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining'],
     maxAge: 600,
   });
 
-  const isLandingPage = (req: Request) => req.method === 'GET' && req.query['query'] === undefined && (req.headers.accept ?? '').includes('text/html');
+  const isLandingPage = (req: Request) =>
+    req.method === 'GET' && req.query['query'] === undefined && (req.headers.accept ?? '').includes('text/html');
 
   const authenticate = async (req: Request, res: Response, next: NextFunction) => {
     if (isLandingPage(req)) return next();
@@ -154,7 +180,11 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     rateLimited.inc({ role: identity.role });
     (res.locals['log'] as Logger).warn({ retryAfterS: decision.retryAfterS }, 'request refused: rate limited');
     res.setHeader('Retry-After', String(decision.retryAfterS));
-    res.status(429).json(errorBody(ErrorCode.RATE_LIMITED, `Too many requests; retry in ${decision.retryAfterS} s`, { retryAfter: decision.retryAfterS }));
+    res
+      .status(429)
+      .json(
+        errorBody(ErrorCode.RATE_LIMITED, `Too many requests; retry in ${decision.retryAfterS} s`, { retryAfter: decision.retryAfterS }),
+      );
   };
 
   app.use(
@@ -175,7 +205,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   // Malformed JSON, bodies over the limit, and anything unexpected: a GraphQL-shaped error, never a stack trace.
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
-    if (status === 500) (res.locals['log'] as Logger | undefined ?? log).error({ err }, 'request failed');
+    if (status === 500) ((res.locals['log'] as Logger | undefined) ?? log).error({ err }, 'request failed');
     const code = status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_USER_INPUT;
     const message = status === 413 ? 'Request body too large' : status === 500 ? 'Internal server error' : err.message;
     res.status(status).json(errorBody(code, message));

@@ -13,7 +13,7 @@ const env = process.env;
 const signer = await createAssertionSigner(JSON.parse(env['INTERNAL_JWT_PRIVATE_JWK']!));
 const identity = { userId: env['BENCH_USER']!, role: 'TEACHER' as const };
 const assertions = new Map<string, string>();
-for (const name of ['rag', 'chat', 'exam', 'tasks']) assertions.set(name, await signer.sign({ identity, subgraph: name, requestId: 'bench' }));
+for (const name of ['rag', 'chat', 'exam', 'tasks']) assertions.set(name, await signer.sign({ identity, subgraph: name }));
 
 const gateway = new ApolloGateway({
   supergraphSdl: readFileSync(env['SUPERGRAPH_PATH'] ?? 'schema/supergraph.graphql', 'utf8'),

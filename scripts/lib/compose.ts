@@ -8,10 +8,7 @@ import { z } from 'zod';
 /** rover's supergraph.yaml, the parts we use: each subgraph's routing URL and SDL file. */
 const configSchema = z.object({
   federation_version: z.string().optional(),
-  subgraphs: z.record(
-    z.string(),
-    z.object({ routing_url: z.string().url(), schema: z.object({ file: z.string() }) }),
-  ),
+  subgraphs: z.record(z.string(), z.object({ routing_url: z.string().url(), schema: z.object({ file: z.string() }) })),
 });
 
 export interface CompositionResult {

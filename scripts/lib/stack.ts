@@ -30,6 +30,9 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/** Lines kept per service for tests to read; older ones are dropped past this. */
+const MAX_LINES = 20_000;
+
 const ENTRY: Record<string, string> = {
   router: 'router/src/index.ts',
   rag: 'subgraphs/rag/src/index.ts',
@@ -43,7 +46,11 @@ const ENTRY: Record<string, string> = {
  * Starts one service as its own process (node + tsx) and resolves when it logs
  * its URL. PORT 0 lets the OS pick; the URL is read from the "ready" line.
  */
-export function startService(name: string, env: Record<string, string>, opts: Pick<StackOptions, 'onLine' | 'startTimeoutMs'> = {}): Promise<ServiceProcess> {
+export function startService(
+  name: string,
+  env: Record<string, string>,
+  opts: Pick<StackOptions, 'onLine' | 'startTimeoutMs'> = {},
+): Promise<ServiceProcess> {
   const entry = ENTRY[name];
   if (!entry) throw new Error(`unknown service ${name}`);
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
@@ -57,14 +64,17 @@ export function startService(name: string, env: Record<string, string>, opts: Pi
       child.kill('SIGKILL');
       reject(new Error(`${name} did not start in time:\n${lines.slice(-20).join('\n')}`));
     }, opts.startTimeoutMs ?? 30_000);
+    let ready = false;
     const onLine = (line: string) => {
       lines.push(line);
+      if (lines.length > MAX_LINES) lines.splice(0, lines.length - MAX_LINES / 2);
       opts.onLine?.(name, line);
-      if (!line.startsWith('{')) return;
+      if (ready || !line.startsWith('{')) return;
       try {
         const entryLog = JSON.parse(line) as { msg?: string; url?: string };
         if ((entryLog.msg === 'subgraph ready' || entryLog.msg === 'router ready') && entryLog.url) {
           clearTimeout(timer);
+          ready = true;
           resolve({ name, child, url: entryLog.url, lines, exited });
         }
       } catch {}
@@ -92,18 +102,28 @@ export async function stopService(service: ServiceProcess, graceMs = 20_000): Pr
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const services: Record<string, ServiceProcess> = {};
   const stop = async () => {
-    await Promise.all(Object.values(services).filter((s) => s.name === 'router').map((s) => stopService(s)));
-    await Promise.all(Object.values(services).filter((s) => s.name !== 'router').map((s) => stopService(s)));
+    await Promise.all(
+      Object.values(services)
+        .filter((s) => s.name === 'router')
+        .map((s) => stopService(s)),
+    );
+    await Promise.all(
+      Object.values(services)
+        .filter((s) => s.name !== 'router')
+        .map((s) => stopService(s)),
+    );
   };
   try {
     const subgraphs = await Promise.all(
-      SUBGRAPHS.map((name) =>
-        startService(name, { ...opts.env, PORT: String(opts.ports?.[name] ?? 0), ...opts.perService?.[name] }, opts),
-      ),
+      SUBGRAPHS.map((name) => startService(name, { ...opts.env, PORT: String(opts.ports?.[name] ?? 0), ...opts.perService?.[name] }, opts)),
     );
     for (const s of subgraphs) services[s.name] = s;
     const urls = Object.fromEntries(subgraphs.map((s) => [`SUBGRAPH_${s.name.toUpperCase()}_URL`, s.url]));
-    services['router'] = await startService('router', { ...opts.env, ...urls, PORT: String(opts.ports?.['router'] ?? 0), ...opts.perService?.['router'] }, opts);
+    services['router'] = await startService(
+      'router',
+      { ...opts.env, ...urls, PORT: String(opts.ports?.['router'] ?? 0), ...opts.perService?.['router'] },
+      opts,
+    );
     return { routerUrl: services['router'].url, services, stop };
   } catch (err) {
     await stop();

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
-const CREATE = 'mutation Create($title: String!) { createCourse(input: { title: $title, description: "d" }) { id title myRole createdBy } }';
+const CREATE =
+  'mutation Create($title: String!) { createCourse(input: { title: $title, description: "d" }) { id title myRole createdBy } }';
 const COURSE = 'query Course($id: ID!) { course(id: $id) { id title myRole members { userId role } } }';
 const ADD = 'mutation Add($c: ID!, $u: ID!, $r: CourseRole!) { addCourseMember(courseId: $c, userId: $u, role: $r) { userId role } }';
 const REMOVE = 'mutation Remove($c: ID!, $u: ID!) { removeCourseMember(courseId: $c, userId: $u) }';
@@ -29,7 +30,9 @@ describe('courses and membership', () => {
     const asTeacher = await stack.as(teacher, 'TEACHER');
     const asStudent = await stack.as(student, 'STUDENT');
 
-    const created = await asTeacher<{ createCourse: { id: string; myRole: string; createdBy: string } }>(CREATE, { title: '  Algebra I  ' });
+    const created = await asTeacher<{ createCourse: { id: string; myRole: string; createdBy: string } }>(CREATE, {
+      title: '  Algebra I  ',
+    });
     const course = created.body.data!.createCourse;
     assert.equal(course.myRole, 'TEACHER');
     assert.equal(course.createdBy, teacher);
@@ -41,7 +44,9 @@ describe('courses and membership', () => {
     const added = await asTeacher<{ addCourseMember: { role: string } }>(ADD, { c: course.id, u: student, r: 'STUDENT' });
     assert.equal(added.body.data?.addCourseMember.role, 'STUDENT');
 
-    const seen = await asStudent<{ course: { title: string; myRole: string; members: { userId: string; role: string }[] } }>(COURSE, { id: course.id });
+    const seen = await asStudent<{ course: { title: string; myRole: string; members: { userId: string; role: string }[] } }>(COURSE, {
+      id: course.id,
+    });
     assert.equal(seen.body.errors, undefined);
     assert.equal(seen.body.data?.course.title, 'Algebra I');
     assert.equal(seen.body.data?.course.myRole, 'STUDENT');
@@ -79,7 +84,10 @@ describe('courses and membership', () => {
   it('answers bad input with BAD_USER_INPUT or NOT_FOUND, not a crash', async () => {
     const asTeacher = await stack.as(stack.user('t4'), 'TEACHER');
     assert.equal((await asTeacher(COURSE, { id: 'not-a-uuid' })).body.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
-    assert.equal((await asTeacher(COURSE, { id: '00000000-0000-4000-8000-000000000000' })).body.errors?.[0]?.extensions?.['code'], 'NOT_FOUND');
+    assert.equal(
+      (await asTeacher(COURSE, { id: '00000000-0000-4000-8000-000000000000' })).body.errors?.[0]?.extensions?.['code'],
+      'NOT_FOUND',
+    );
     assert.equal((await asTeacher(CREATE, { title: '   ' })).body.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
     assert.equal((await asTeacher(CREATE, { title: 'x'.repeat(201) })).body.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
   });

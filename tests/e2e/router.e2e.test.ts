@@ -19,7 +19,13 @@ describe('router', () => {
     supergraphPath = join(dir, 'supergraph.graphql');
     copyFileSync('schema/supergraph.graphql', supergraphPath);
     stack = await startTestStack({
-      router: { SUPERGRAPH_PATH: supergraphPath, SUPERGRAPH_POLL_MS: '100', RATE_LIMIT_STUDENT: String(STUDENT_LIMIT), RATE_LIMIT_WINDOW_S: '60', SANDBOX_DEV_TOKEN: 'sandbox-token-xyz' },
+      router: {
+        SUPERGRAPH_PATH: supergraphPath,
+        SUPERGRAPH_POLL_MS: '100',
+        RATE_LIMIT_STUDENT: String(STUDENT_LIMIT),
+        RATE_LIMIT_WINDOW_S: '60',
+        SANDBOX_DEV_TOKEN: 'sandbox-token-xyz',
+      },
       subgraphs: { DRAIN_DELAY_MS: '300' },
     });
   });
@@ -36,7 +42,8 @@ describe('router', () => {
     const asOther = await stack.as(stack.user('calm'), 'STUDENT');
     assert.equal((await asOther('{ myCourses { id } }')).status, 200, 'another user has their own budget');
     const teacher = await stack.as(stack.user('busy-teacher'), 'TEACHER');
-    for (let i = 0; i < STUDENT_LIMIT + 1; i++) assert.equal((await teacher('{ myCourses { id } }')).status, 200, 'teachers have a larger budget');
+    for (let i = 0; i < STUDENT_LIMIT + 1; i++)
+      assert.equal((await teacher('{ myCourses { id } }')).status, 200, 'teachers have a larger budget');
     const metrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
     assert.match(metrics, /rate_limit_rejections_total\{[^}]*role="STUDENT"[^}]*\} [1-9]/);
   });
@@ -67,25 +74,41 @@ describe('router', () => {
     assert.match(html, /initialEndpoint/);
     assert.match(html, /Bearer sandbox-token-xyz/, 'the development token is pre-filled');
     const token = await stack.token(stack.user('explorer'), 'STUDENT');
-    const introspection = await stack.gql<{ __schema: { queryType: { name: string }; types: { name: string }[] } }>('{ __schema { queryType { name } types { name } } }', {}, { token });
+    const introspection = await stack.gql<{ __schema: { queryType: { name: string }; types: { name: string }[] } }>(
+      '{ __schema { queryType { name } types { name } } }',
+      {},
+      { token },
+    );
     assert.equal(introspection.body.data?.__schema.queryType.name, 'Query');
     assert.ok(introspection.body.data?.__schema.types.some((t) => t.name === 'Course'));
-    const preflight = await fetch(stack.routerUrl, { method: 'OPTIONS', headers: { origin: 'https://studio.apollographql.com', 'access-control-request-method': 'POST' } });
+    const preflight = await fetch(stack.routerUrl, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://studio.apollographql.com', 'access-control-request-method': 'POST' },
+    });
     assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://studio.apollographql.com');
   });
 
   it('answers malformed and oversized bodies with a GraphQL error, not a crash', async () => {
     const token = await stack.token(stack.user('sloppy'), 'TEACHER');
-    const bad = await fetch(stack.routerUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"query": ' });
+    const bad = await fetch(stack.routerUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: '{"query": ',
+    });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code, 'BAD_USER_INPUT');
-    const huge = await fetch(stack.routerUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: `{ myCourses { id } } #${'x'.repeat(1_100_000)}` }) });
+    const huge = await fetch(stack.routerUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: `{ myCourses { id } } #${'x'.repeat(1_100_000)}` }),
+    });
     assert.equal(huge.status, 413);
   });
 
   it('reloads an edited supergraph without dropping requests', async () => {
     const token = await stack.token(stack.user('reload'), 'TEACHER');
-    const ask = () => stack.gql<{ __type: { fields: { name: string }[] } | null }>('{ __type(name: "Course") { fields { name } } }', {}, { token });
+    const ask = () =>
+      stack.gql<{ __type: { fields: { name: string }[] } | null }>('{ __type(name: "Course") { fields { name } } }', {}, { token });
     assert.ok(!(await ask()).body.data?.__type?.fields.some((f) => f.name === 'reloadProbe'));
 
     let stop = false;
@@ -93,7 +116,10 @@ describe('router', () => {
     const load = (async () => {
       while (!stop) statuses.push((await stack.gql('{ myCourses { id } }', {}, { token })).status);
     })();
-    const sdl = subgraphSdl('schema/supergraph.yaml', 'rag').replace('type Course @key(fields: "id") {', 'type Course @key(fields: "id") {\n  reloadProbe: String');
+    const sdl = subgraphSdl('schema/supergraph.yaml', 'rag').replace(
+      'type Course @key(fields: "id") {',
+      'type Course @key(fields: "id") {\n  reloadProbe: String',
+    );
     const { supergraphSdl } = composeFromConfig('schema/supergraph.yaml', { rag: sdl });
     writeFileSync(`${supergraphPath}.tmp`, supergraphSdl);
     renameSync(`${supergraphPath}.tmp`, supergraphPath);
@@ -116,14 +142,23 @@ describe('router', () => {
     // A second router, so the shared stack stays up; the slow request is a real one held by a row lock.
     const infra = testInfra();
     const router = await startService('router', {
-      NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', LOG_LEVEL: 'info',
-      REDIS_URL: infra.REDIS_URL, JWT_ISSUER: 'https://idp.test.local/', JWT_AUDIENCE: 'ai-teacher-test', JWT_JWKS: stack.keys.jwks,
-      INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk), DRAIN_DELAY_MS: '1500',
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      REDIS_URL: infra.REDIS_URL,
+      JWT_ISSUER: 'https://idp.test.local/',
+      JWT_AUDIENCE: 'ai-teacher-test',
+      JWT_JWKS: stack.keys.jwks,
+      INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
+      DRAIN_DELAY_MS: '1500',
       ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
     });
     const base = router.url.replace('/graphql', '');
     const asTeacher = await stack.as(stack.user('slow'), 'TEACHER');
-    const { id } = (await asTeacher<{ createCourse: { id: string } }>('mutation { createCourse(input: { title: "Slow" }) { id } }')).body.data!.createCourse;
+    const { id } = (await asTeacher<{ createCourse: { id: string } }>('mutation { createCourse(input: { title: "Slow" }) { id } }')).body
+      .data!.createCourse;
     const token = await stack.token(stack.user('slow'), 'TEACHER');
 
     const db = new pg.Client({ connectionString: infra.DIRECT_DATABASE_URL });

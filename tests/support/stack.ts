@@ -15,12 +15,21 @@ export interface TestStack extends Stack {
   /** A user id unique to this run, so tests never share data. */
   user(prefix: string): string;
   token(sub: string, role: Role): Promise<string>;
-  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, init?: { token?: string; headers?: Record<string, string> }): Promise<GraphQLResponse<T>>;
-  as(sub: string, role: Role): Promise<<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>) => Promise<GraphQLResponse<T>>>;
+  gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    init?: { token?: string; headers?: Record<string, string> },
+  ): Promise<GraphQLResponse<T>>;
+  as(
+    sub: string,
+    role: Role,
+  ): Promise<<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>) => Promise<GraphQLResponse<T>>>;
 }
 
 /** The whole stack (four subgraphs and the router) as real processes on random ports. */
-export async function startTestStack(opts: { router?: Record<string, string>; subgraphs?: Record<string, string> } = {}): Promise<TestStack> {
+export async function startTestStack(
+  opts: { router?: Record<string, string>; subgraphs?: Record<string, string> } = {},
+): Promise<TestStack> {
   const keys = await createTestKeys();
   const infra = testInfra();
   const subgraphEnv = { ...opts.subgraphs };

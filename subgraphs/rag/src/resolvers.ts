@@ -30,4 +30,3 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
     joinedAt: (m: CourseMember) => m.createdAt,
   },
 };
-
