@@ -14,7 +14,7 @@ import { composeFromConfig } from './lib/compose.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const ROUTER_PORT = Number(process.env['PORT'] ?? 4000);
-const pretty = pinoPretty.prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service' });
+const pretty = pinoPretty.prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service', singleLine: true });
 
 let stack: Stack | undefined;
 let stopping = false;

@@ -132,7 +132,17 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     res.locals['log'] = log.child({ reqId: requestId });
     next();
   });
-  mountProbes(app, { lifecycle, registry: metrics.registry, log, checks: opts.checks });
+  mountProbes(app, {
+    lifecycle,
+    registry: metrics.registry,
+    log,
+    checks: {
+      supergraph: async () => {
+        if (!gateway.schema) throw new Error('no supergraph loaded');
+      },
+      ...opts.checks,
+    },
+  });
 
   const allowedOrigins = new Set([...opts.corsOrigins, ...(opts.production ? [] : SANDBOX_ORIGINS)]);
   const corsMiddleware = cors({

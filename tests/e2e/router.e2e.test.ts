@@ -31,6 +31,46 @@ describe('router', () => {
   });
   after(() => stack?.stop());
 
+  /** Another router process on the same subgraphs, for tests that stop it or change its mode. */
+  const extraRouter = (env: Record<string, string>) =>
+    startService('router', {
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      REDIS_URL: testInfra().REDIS_URL,
+      JWT_ISSUER: 'https://idp.test.local/',
+      JWT_AUDIENCE: 'ai-teacher-test',
+      JWT_JWKS: stack.keys.jwks,
+      INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
+      ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
+      ...env,
+    });
+
+  it('in production: no introspection, no Sandbox page, still serves queries', async () => {
+    const router = await extraRouter({ NODE_ENV: 'production' });
+    try {
+      const token = await stack.token(stack.user('prod'), 'TEACHER');
+      const post = (query: string) =>
+        fetch(router.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ query }),
+        }).then(async (r) => ({
+          status: r.status,
+          body: (await r.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] },
+        }));
+      const introspection = await post('{ __schema { queryType { name } } }');
+      assert.equal(introspection.body.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
+      const page = await fetch(router.url, { headers: { accept: 'text/html' } });
+      assert.doesNotMatch(await page.text(), /EmbeddedSandbox/);
+      assert.deepEqual((await post('{ myCourses { id } }')).body, { data: { myCourses: [] } });
+    } finally {
+      await stopService(router);
+    }
+  });
+
   it('refuses the request after the limit with 429, RATE_LIMITED and Retry-After, per user', async () => {
     const asStudent = await stack.as(stack.user('busy'), 'STUDENT');
     for (let i = 0; i < STUDENT_LIMIT; i++) assert.equal((await asStudent('{ myCourses { id } }')).status, 200, `request ${i + 1}`);
@@ -141,20 +181,7 @@ describe('router', () => {
   it('on SIGTERM finishes a slow request, fails readiness meanwhile, then exits 0', async () => {
     // A second router, so the shared stack stays up; the slow request is a real one held by a row lock.
     const infra = testInfra();
-    const router = await startService('router', {
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'info',
-      REDIS_URL: infra.REDIS_URL,
-      JWT_ISSUER: 'https://idp.test.local/',
-      JWT_AUDIENCE: 'ai-teacher-test',
-      JWT_JWKS: stack.keys.jwks,
-      INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
-      DRAIN_DELAY_MS: '1500',
-      ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
-    });
+    const router = await extraRouter({ DRAIN_DELAY_MS: '1500' });
     const base = router.url.replace('/graphql', '');
     const asTeacher = await stack.as(stack.user('slow'), 'TEACHER');
     const { id } = (await asTeacher<{ createCourse: { id: string } }>('mutation { createCourse(input: { title: "Slow" }) { id } }')).body
