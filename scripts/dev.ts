@@ -14,7 +14,12 @@ import { composeFromConfig } from './lib/compose.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const ROUTER_PORT = Number(process.env['PORT'] ?? 4000);
-const pretty = pinoPretty.prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service', singleLine: true });
+const pretty = pinoPretty.prettyFactory({
+  colorize: process.stdout.isTTY,
+  translateTime: 'HH:MM:ss.l',
+  ignore: 'pid,hostname,service',
+  singleLine: true,
+});
 
 let stack: Stack | undefined;
 let stopping = false;
@@ -60,6 +65,7 @@ try {
       LOG_FORMAT: 'json',
       DATABASE_URL: infra.DATABASE_URL,
       REDIS_URL: infra.REDIS_URL,
+      BLOB_DIR: '.data/dev/blobs',
       INTERNAL_JWT_PUBLIC_JWK: JSON.stringify(keys.internal.publicJwk),
     },
     perService: {
@@ -72,7 +78,7 @@ try {
         SANDBOX_DEV_TOKEN: devToken,
       },
     },
-    ports: { router: ROUTER_PORT, rag: 4001, chat: 4002, exam: 4003, tasks: 4004 },
+    ports: { router: ROUTER_PORT, rag: 4001, chat: 4002, exam: 4003, tasks: 4004, 'worker-1': 4010 },
     onLine: (service, line) => {
       const text = line.startsWith('{') ? pretty(line).trimEnd() : line;
       process.stdout.write(`${service.padEnd(6)}| ${text}\n`);
@@ -86,7 +92,8 @@ try {
   GraphQL         ${url}
   Apollo Sandbox  ${url}  (open it in a browser; the token below is pre-filled)
   Subscriptions   ws://localhost:${ROUTER_PORT}/graphql
-  Metrics         http://localhost:${ROUTER_PORT}/metrics
+  Uploads         POST http://localhost:${ROUTER_PORT}/uploads  (multipart field "file", same token)
+  Metrics         http://localhost:${ROUTER_PORT}/metrics  (worker: http://localhost:4010/metrics)
 
   Development token (user dev-teacher, role TEACHER, 12 h):
   ${devToken}

@@ -12,8 +12,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { Prisma, PrismaClient } from './generated/index.js';
 
 export { Prisma, PrismaClient };
-export { CourseRole, TaskKind, TaskStatus } from './generated/index.js';
-export type { Conversation, Course, CourseMember, Exam, Task } from './generated/index.js';
+export { CourseRole, DocumentFormat, DocumentStatus, TaskKind, TaskStatus } from './generated/index.js';
+export type { Chunk, Conversation, Course, CourseMember, Document, Exam, Task } from './generated/index.js';
 
 /** The subset of a pino logger used here (any pino Logger fits). */
 export interface DbLogger {

@@ -46,6 +46,12 @@ const schema = z
     CORS_ORIGINS: list.default([]),
     SANDBOX_DEV_TOKEN: z.string().optional(),
     MAX_BODY_BYTES: envParts.positiveInt(1_000_000),
+    /** Where uploads are stored; shared with the workers. */
+    BLOB_DIR: z.string().min(1).default('.data/blobs'),
+    UPLOAD_MAX_BYTES: envParts.positiveInt(100 * 1024 * 1024),
+    UPLOAD_TTL_S: envParts.positiveInt(24 * 3600),
+    WS_MAX_CONNECTIONS_PER_USER: envParts.positiveInt(10),
+    WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: envParts.positiveInt(100),
     DRAIN_DELAY_MS: envParts.ms(0),
     SHUTDOWN_TIMEOUT_MS: envParts.ms(15_000),
   })

@@ -1,5 +1,8 @@
 import { Redis } from 'ioredis';
+import { createLocalBlobStore } from '@lib/blob/local.js';
 import { createAssertionSigner } from '@lib/internal-auth.js';
+import { bullConnection } from '@lib/redis.js';
+import { createTaskEventStream } from '@lib/tasks/events.js';
 import { runMain } from '@lib/lifecycle.js';
 import { createLogger } from '@lib/logger.js';
 import { createMetrics } from '@lib/metrics.js';
@@ -17,7 +20,18 @@ async function main() {
   const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'router' });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
 
+  // Upload records want a connection that queues while Redis reconnects (the rate limiter's fails fast).
+  const queueRedis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 3, connectionName: 'router-uploads' });
+  queueRedis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+  const events = await createTaskEventStream(bullConnection(env.REDIS_URL), (err) => log.error({ err }, 'task event stream error'));
+
   const router = await startRouter({
+    events,
+    uploads: { blobStore: createLocalBlobStore(env.BLOB_DIR), redis: queueRedis, maxBytes: env.UPLOAD_MAX_BYTES, ttlS: env.UPLOAD_TTL_S },
+    subscriptionLimits: {
+      maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,
+      maxSubscriptionsPerConnection: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    },
     host: env.HOST,
     port: env.PORT,
     production,
@@ -48,7 +62,7 @@ async function main() {
     }),
     signer: await createAssertionSigner(env.INTERNAL_JWT_PRIVATE_JWK),
     checks: { redis: () => redis.ping() },
-    closeSteps: [{ name: 'redis', run: () => redis.quit() }],
+    closeSteps: [{ name: 'redis', run: () => Promise.all([events.close(), redis.quit(), queueRedis.quit()]) }],
   });
   log.info({ url: router.url }, 'router ready');
 }

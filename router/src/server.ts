@@ -22,6 +22,11 @@ import type { RouterContext } from './context.js';
 import { SubgraphDataSource } from './datasource.js';
 import type { RateLimiter } from './rate-limit.js';
 import { FileSupergraphManager } from './supergraph.js';
+import { createUploadHandler, type UploadHandlerDeps } from './uploads.js';
+import { startSubscriptions, type SubscriptionLimits } from './subscriptions.js';
+import type { TaskEventStream } from '@lib/tasks/events.js';
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError } from 'graphql';
 
 export interface RouterOptions {
   host: string;
@@ -43,7 +48,26 @@ export interface RouterOptions {
   signer: AssertionSigner;
   checks: Record<string, () => Promise<unknown>>;
   closeSteps: ShutdownStep[];
+  events: TaskEventStream;
+  subscriptionLimits: SubscriptionLimits;
+  /** POST /uploads: where files go and how big they may be. */
+  uploads: Omit<UploadHandlerDeps, 'log'>;
 }
+
+/** Over HTTP the gateway cannot run subscriptions: say where they are served instead of failing obscurely. */
+const subscriptionsOverWebSocket: ApolloServerPlugin<RouterContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation }) {
+        if (operation?.operation === 'subscription') {
+          throw new GraphQLError('Subscriptions are served over WebSocket (graphql-ws protocol) at this same URL', {
+            extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } },
+          });
+        }
+      },
+    };
+  },
+};
 
 export interface RunningRouter {
   url: string;
@@ -87,7 +111,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  const server = createServer(app);
+  // Large uploads on slow links need more than Node's default 300 s for a whole request.
+  const server = createServer({ requestTimeout: 3_600_000, headersTimeout: 60_000 }, app);
 
   const landingPage = opts.production
     ? ApolloServerPluginLandingPageDisabled()
@@ -117,11 +142,28 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   });
   await apollo.start();
 
+  const subscriptions = startSubscriptions({
+    server,
+    path: '/graphql',
+    apollo,
+    schema: () => gateway.schema,
+    authenticator: opts.authenticator,
+    events: opts.events,
+    log,
+    registry: metrics.registry,
+    limits: opts.subscriptionLimits,
+  });
+
   const lifecycle = createLifecycle({
     log,
     drainDelayMs: opts.drainDelayMs,
     timeoutMs: opts.shutdownTimeoutMs,
-    steps: [{ name: 'http', run: () => apollo.stop() }, ...opts.closeSteps],
+    steps: [
+      // WebSocket clients are told to reconnect elsewhere (1001), then HTTP drains.
+      { name: 'subscriptions', run: () => subscriptions.close() },
+      { name: 'http', run: () => apollo.stop() },
+      ...opts.closeSteps,
+    ],
   });
 
   // Every request gets an id (the client's, if it is safe to log) and a logger carrying it.
@@ -196,6 +238,9 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
         errorBody(ErrorCode.RATE_LIMITED, `Too many requests; retry in ${decision.retryAfterS} s`, { retryAfter: decision.retryAfterS }),
       );
   };
+
+  // Course material: streamed to the blob store, answered with an upload id for ingestDocument.
+  app.post('/uploads', corsMiddleware, authenticate, limit, createUploadHandler({ ...opts.uploads, log }));
 
   app.use(
     '/graphql',

@@ -22,6 +22,8 @@ export interface StackOptions {
   /** Streams each line to this callback as it arrives (the dev script prints them). */
   onLine?: (service: string, line: string) => void;
   startTimeoutMs?: number;
+  /** Worker processes to start (named worker-1, worker-2, ...); default 1. */
+  workers?: number;
 }
 
 export interface Stack {
@@ -29,6 +31,8 @@ export interface Stack {
   services: Record<string, ServiceProcess>;
   stop(): Promise<void>;
 }
+
+const READY_MESSAGES = new Set(['subgraph ready', 'router ready', 'worker ready']);
 
 /** Lines kept per service for tests to read; older ones are dropped past this. */
 const MAX_LINES = 20_000;
@@ -40,6 +44,7 @@ const ENTRY: Record<string, string> = {
   exam: 'subgraphs/exam/src/index.ts',
   tasks: 'subgraphs/tasks/src/index.ts',
   'bare-gateway': 'scripts/lib/bare-gateway.ts',
+  worker: 'workers/src/index.ts',
 };
 
 /**
@@ -51,7 +56,7 @@ export function startService(
   env: Record<string, string>,
   opts: Pick<StackOptions, 'onLine' | 'startTimeoutMs'> = {},
 ): Promise<ServiceProcess> {
-  const entry = ENTRY[name];
+  const entry = ENTRY[name.replace(/-\d+$/, '')];
   if (!entry) throw new Error(`unknown service ${name}`);
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     env: { ...process.env, ...env },
@@ -72,7 +77,7 @@ export function startService(
       if (ready || !line.startsWith('{')) return;
       try {
         const entryLog = JSON.parse(line) as { msg?: string; url?: string };
-        if ((entryLog.msg === 'subgraph ready' || entryLog.msg === 'router ready') && entryLog.url) {
+        if (READY_MESSAGES.has(entryLog.msg ?? '') && entryLog.url) {
           clearTimeout(timer);
           ready = true;
           resolve({ name, child, url: entryLog.url, lines, exited });
@@ -118,6 +123,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       SUBGRAPHS.map((name) => startService(name, { ...opts.env, PORT: String(opts.ports?.[name] ?? 0), ...opts.perService?.[name] }, opts)),
     );
     for (const s of subgraphs) services[s.name] = s;
+    const workers = await Promise.all(
+      Array.from({ length: opts.workers ?? 1 }, (_, i) =>
+        startService(
+          `worker-${i + 1}`,
+          { ...opts.env, PORT: String(opts.ports?.[`worker-${i + 1}`] ?? 0), ...opts.perService?.['worker'] },
+          opts,
+        ),
+      ),
+    );
+    for (const w of workers) services[w.name] = w;
     const urls = Object.fromEntries(subgraphs.map((s) => [`SUBGRAPH_${s.name.toUpperCase()}_URL`, s.url]));
     services['router'] = await startService(
       'router',

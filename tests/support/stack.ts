@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Role } from '../../lib/identity.js';
 import { startStack, type Stack } from '../../scripts/lib/stack.js';
 import { testInfra } from './infra.js';
@@ -12,6 +15,7 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
 
 export interface TestStack extends Stack {
   keys: TestKeys;
+  blobDir: string;
   /** A user id unique to this run, so tests never share data. */
   user(prefix: string): string;
   token(sub: string, role: Role): Promise<string>;
@@ -28,13 +32,16 @@ export interface TestStack extends Stack {
 
 /** The whole stack (four subgraphs and the router) as real processes on random ports. */
 export async function startTestStack(
-  opts: { router?: Record<string, string>; subgraphs?: Record<string, string> } = {},
+  opts: { router?: Record<string, string>; subgraphs?: Record<string, string>; worker?: Record<string, string>; workers?: number } = {},
 ): Promise<TestStack> {
   const keys = await createTestKeys();
   const infra = testInfra();
   const subgraphEnv = { ...opts.subgraphs };
+  const blobDir = mkdtempSync(join(tmpdir(), 'blobs-'));
   const stack = await startStack({
+    workers: opts.workers ?? 1,
     env: {
+      BLOB_DIR: blobDir,
       NODE_ENV: 'test',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
@@ -55,6 +62,8 @@ export async function startTestStack(
       chat: subgraphEnv,
       exam: subgraphEnv,
       tasks: subgraphEnv,
+      // Quick takeover of a crashed worker's job, and small limits the tests can reach.
+      worker: { WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000', RECONCILE_INTERVAL_MS: '2000', PROGRESS_INTERVAL_MS: '50', ...opts.worker },
     },
   });
   const run = randomUUID().slice(0, 8);
@@ -73,6 +82,7 @@ export async function startTestStack(
   return {
     ...stack,
     keys,
+    blobDir,
     user: (prefix) => `${prefix}-${run}`,
     token: (sub, role) => keys.token(sub, role),
     gql,

@@ -1,8 +1,15 @@
-import { parseEnv, processEnv } from '@lib/env.js';
-import { subgraphEnvSchema, type SubgraphEnv } from '@lib/subgraph-env.js';
+import { z } from 'zod';
+import { envParts, parseEnv, processEnv } from '@lib/env.js';
+import { subgraphEnvSchema } from '@lib/subgraph-env.js';
 
-const schema = subgraphEnvSchema(4001);
+const schema = subgraphEnvSchema(4001).extend({
+  /** Queues, task events and upload records (noeviction). */
+  REDIS_URL: envParts.url,
+  /** Where uploads and pasted texts are kept; shared with the workers. */
+  BLOB_DIR: z.string().min(1).default('.data/blobs'),
+});
+export type RagEnv = z.infer<typeof schema>;
 
-export function readEnv(source = processEnv()): SubgraphEnv {
+export function readEnv(source = processEnv()): RagEnv {
   return parseEnv(schema, source);
 }

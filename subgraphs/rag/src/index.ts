@@ -1,17 +1,36 @@
+import { Redis } from 'ioredis';
+import { createLocalBlobStore } from '@lib/blob/local.js';
+import { createJobQueues } from '@lib/jobs/queues.js';
 import { runMain } from '@lib/lifecycle.js';
+import { bullConnection, redisOptionsFromUrl } from '@lib/redis.js';
 import { createSubgraphBase } from '@lib/subgraph-main.js';
+import { createTaskEventPublisher } from '@lib/tasks/events.js';
+import { createTaskStore } from '@lib/tasks/store.js';
 import { createContextFactory } from './context.js';
 import { readEnv } from './environment.js';
 import { resolvers } from './resolvers.js';
 
-/** Composition root of the rag subgraph: courses and membership (documents and search come next). */
+/** Composition root of the rag subgraph: courses, membership and documents (search comes next). */
 async function main() {
   const env = readEnv();
   const base = await createSubgraphBase('rag', env);
+  const connection = bullConnection(env.REDIS_URL);
+  const redis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: null }));
+  redis.on('error', (err) => base.log.warn({ err: err.message }, 'redis error'));
+  const queues = createJobQueues(connection, (err) => base.log.error({ err }, 'queue error'));
+  const publisher = createTaskEventPublisher(connection);
   await base.start({
     schemaUrl: new URL('../schema.graphql', import.meta.url),
     resolvers,
-    createContext: createContextFactory(base.prisma),
+    createContext: createContextFactory(base.prisma, {
+      prisma: base.prisma,
+      redis,
+      blobs: createLocalBlobStore(env.BLOB_DIR),
+      queues,
+      tasks: createTaskStore(base.prisma, publisher),
+    }),
+    checks: { redis: () => redis.ping() },
+    closeSteps: [{ name: 'redis', run: () => Promise.all([queues.close(), publisher.close(), redis.quit()]) }],
   });
 }
 

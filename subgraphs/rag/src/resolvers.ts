@@ -4,6 +4,8 @@ import type { Course, CourseMember } from '@lib/db/client.js';
 import { DateTime } from '@lib/scalars.js';
 import type { RagContext } from './context.js';
 import { addCourseMember, createCourse, getCourse, myCourses, removeCourseMember, visibleMembers } from './courses.js';
+import { courseDocuments, deleteDocument, getDocument, ingestDocument, taskDocument, type IngestInput } from './documents.js';
+import type { Document } from '@lib/db/client.js';
 
 type Args<T> = T;
 
@@ -12,6 +14,7 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
   Query: {
     course: (_: unknown, { id }: Args<{ id: string }>, ctx: RagContext) => getCourse(ctx, id),
     myCourses: (_: unknown, __: unknown, ctx: RagContext) => myCourses(ctx),
+    document: (_: unknown, { id }: { id: string }, ctx: RagContext) => getDocument(ctx, id),
   },
   Mutation: {
     createCourse: (_: unknown, { input }: Args<{ input: { title: string; description?: string | null } }>, ctx: RagContext) =>
@@ -20,11 +23,24 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
       addCourseMember(ctx, a.courseId, a.userId, a.role),
     removeCourseMember: (_: unknown, a: Args<{ courseId: string; userId: string }>, ctx: RagContext) =>
       removeCourseMember(ctx, a.courseId, a.userId),
+    ingestDocument: (_: unknown, { input }: { input: IngestInput }, ctx: RagContext) => ingestDocument(ctx, input),
+    deleteDocument: (_: unknown, { id }: { id: string }, ctx: RagContext) => deleteDocument(ctx, id),
   },
   Course: {
     __resolveReference: (ref: { id: string }, ctx: RagContext) => getCourse(ctx, ref.id),
     myRole: (course: Course, _: unknown, ctx: RagContext) => ctx.membership.load(course.id),
     members: (course: Course, _: unknown, ctx: RagContext) => visibleMembers(ctx, course.id),
+    documents: (course: Course, _: unknown, ctx: RagContext) => courseDocuments(ctx, course.id),
+  },
+  Document: {
+    __resolveReference: (ref: { id: string }, ctx: RagContext) => getDocument(ctx, ref.id),
+    error: (d: Document) => (d.errorCode ? { code: d.errorCode, message: d.errorMessage ?? d.errorCode } : null),
+    course: (d: Document, _: unknown, ctx: RagContext) => ctx.courses.load(d.courseId),
+    task: (d: Document) => (d.taskId ? { __typename: 'Task', id: d.taskId } : null),
+  },
+  Task: {
+    __resolveReference: (ref: { id: string }) => ({ id: ref.id }),
+    document: (task: { id: string }, _: unknown, ctx: RagContext) => taskDocument(ctx, task.id),
   },
   CourseMember: {
     joinedAt: (m: CourseMember) => m.createdAt,

@@ -1,10 +1,20 @@
 import DataLoader from 'dataloader';
 import { assertUuid, requireCourseTeacher, type AccessContext } from '@lib/access.js';
-import { forbidden, notFound } from '@lib/errors.js';
 import type { PrismaClient, Task } from '@lib/db/client.js';
+import { appError, badInput, ErrorCode, forbidden, notFound } from '@lib/errors.js';
+import { jobs, type JobName } from '@lib/jobs/contracts.js';
+import type { JobQueues } from '@lib/jobs/queues.js';
+import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import type { TaskStore } from '@lib/tasks/store.js';
+
+export interface TaskDeps {
+  queues: JobQueues;
+  store: TaskStore;
+}
 
 export interface TaskContext extends AccessContext {
   prisma: PrismaClient;
+  taskDeps: TaskDeps;
   tasks: DataLoader<string, Task | null>;
 }
 
@@ -32,4 +42,57 @@ export async function getTask(ctx: TaskContext, rawId: string): Promise<Task> {
   if (!task) throw notFound('Task');
   if (!(await canSeeTask(ctx, task))) throw forbidden('You cannot see this task');
   return task;
+}
+
+const MAX_PAGE = 100;
+const encodeCursor = (t: Task) => Buffer.from(`${t.createdAt.toISOString()}|${t.id}`).toString('base64url');
+function decodeCursor(cursor: string) {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const date = new Date(at ?? '');
+  if (!id || Number.isNaN(date.getTime())) throw badInput('Invalid cursor', 'after');
+  return { createdAt: date, id: assertUuid(id, 'after') };
+}
+
+/** Keyset pagination on (createdAt, id), newest first: stable under inserts, no OFFSET scans. */
+export async function myTasks(ctx: TaskContext, args: { status?: Task['status'] | null; first?: number | null; after?: string | null }) {
+  const first = args.first ?? 20;
+  if (first < 1 || first > MAX_PAGE) throw badInput(`first must be 1 to ${MAX_PAGE}`, 'first');
+  const after = args.after ? decodeCursor(args.after) : null;
+  const rows = await ctx.prisma.task.findMany({
+    where: {
+      ownerId: ctx.identity.userId,
+      ...(args.status ? { status: args.status } : {}),
+      ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
+    },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: first + 1,
+  });
+  const page = rows.slice(0, first);
+  for (const t of page) ctx.tasks.prime(t.id, t);
+  return {
+    edges: page.map((node) => ({ cursor: encodeCursor(node), node })),
+    pageInfo: { hasNextPage: rows.length > first, endCursor: page.length ? encodeCursor(page[page.length - 1]!) : null },
+  };
+}
+
+export async function cancelTask(ctx: TaskContext, rawId: string): Promise<Task> {
+  const task = await getTask(ctx, rawId);
+  const cancelled = await ctx.taskDeps.store.cancel(task.id);
+  if (!cancelled) throw appError(ErrorCode.CONFLICT, `The task is already ${task.status.toLowerCase()}`);
+  // Not yet taken by a worker: remove the job and settle the subject here. A running job is
+  // aborted by its worker, which hears the CANCELLED event and discards what it wrote.
+  if (await ctx.taskDeps.queues.removeIfWaiting(task.kind as JobName, task.id)) {
+    await ctx.prisma.$transaction((tx) => onTaskAbandoned[task.kind](tx, task, 'CANCELLED', 'Cancelled before it started.'));
+  }
+  return cancelled;
+}
+
+export async function retryTask(ctx: TaskContext, rawId: string): Promise<Task> {
+  const task = await getTask(ctx, rawId);
+  const reset = await ctx.taskDeps.store.reset(task.id);
+  if (!reset) throw appError(ErrorCode.CONFLICT, `Only failed tasks can be retried; this one is ${task.status.toLowerCase()}`);
+  const name = task.kind as JobName;
+  await ctx.taskDeps.queues.requeue(name, jobs[name].payload.parse(task.payload));
+  await ctx.taskDeps.store.announce(reset);
+  return reset;
 }

@@ -1,0 +1,17 @@
+import type { Prisma, Task } from '../db/client.js';
+
+/**
+ * What a task's subject needs when the task ends without its worker's help
+ * (cancelled before a worker took it, or failed after a crash). One entry per
+ * task kind: the type makes a missing kind a compile error.
+ */
+export const onTaskAbandoned: Record<
+  Task['kind'],
+  (tx: Prisma.TransactionClient, task: Pick<Task, 'id'>, code: string, message: string) => Promise<unknown>
+> = {
+  INGEST_DOCUMENT: (tx, task, code, message) =>
+    tx.document.updateMany({
+      where: { taskId: task.id, status: 'PROCESSING' },
+      data: { status: 'FAILED', errorCode: code, errorMessage: message },
+    }),
+};

@@ -1,0 +1,193 @@
+import DataLoader from 'dataloader';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { assertUuid, requireCourseMember, requireCourseTeacher, type AccessContext } from '@lib/access.js';
+import type { BlobStore } from '@lib/blob/store.js';
+import { Prisma, type Document, type PrismaClient } from '@lib/db/client.js';
+import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
+import type { JobQueues } from '@lib/jobs/queues.js';
+import type { Logger } from '@lib/logger.js';
+import type { TaskStore } from '@lib/tasks/store.js';
+import { consumeUpload, getUpload, saveUpload, type UploadMeta } from '@lib/uploads.js';
+
+export const MAX_TEXT_CHARS = 1_000_000;
+
+export interface DocumentDeps {
+  prisma: PrismaClient;
+  redis: Redis;
+  blobs: BlobStore;
+  queues: JobQueues;
+  tasks: TaskStore;
+}
+
+export interface DocumentContext extends AccessContext {
+  prisma: PrismaClient;
+  log: Logger;
+  docs: DocumentDeps;
+  documents: DataLoader<string, Document | null>;
+  documentsByCourse: DataLoader<string, Document[]>;
+  documentsByTask: DataLoader<string, Document | null>;
+}
+
+export function createDocumentLoaders(prisma: PrismaClient) {
+  const byKey = <K extends 'id' | 'taskId'>(key: K) =>
+    new DataLoader<string, Document | null>(async (ids) => {
+      const rows = await prisma.document.findMany({ where: { [key]: { in: [...ids] } } });
+      const map = new Map(rows.map((d) => [d[key] as string, d]));
+      return ids.map((id) => map.get(id) ?? null);
+    });
+  return {
+    documents: byKey('id'),
+    documentsByTask: byKey('taskId'),
+    documentsByCourse: new DataLoader<string, Document[]>(async (courseIds) => {
+      const rows = await prisma.document.findMany({ where: { courseId: { in: [...courseIds] } }, orderBy: { createdAt: 'desc' } });
+      const map = new Map<string, Document[]>();
+      for (const d of rows) map.set(d.courseId, [...(map.get(d.courseId) ?? []), d]);
+      return courseIds.map((id) => map.get(id) ?? []);
+    }),
+  };
+}
+
+export interface IngestInput {
+  courseId: string;
+  title: string;
+  uploadId?: string | null;
+  text?: string | null;
+  format?: 'MARKDOWN' | 'TEXT' | 'HTML' | 'PDF' | null;
+  idempotencyKey?: string | null;
+}
+
+const taskRef = (id: string) => ({ __typename: 'Task', id });
+
+/**
+ * Records the document and its task in one transaction, then enqueues the job
+ * (job id = task id). If Redis fails after the commit, the worker's reconciler
+ * enqueues the task later: a task never stays without its job.
+ */
+export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
+  const courseId = assertUuid(input.courseId, 'courseId');
+  const title = input.title.trim();
+  if (title.length < 1 || title.length > 200) throw badInput('Title must be 1 to 200 characters', 'title');
+  const hasUpload = input.uploadId != null;
+  const hasText = input.text != null;
+  if (hasUpload === hasText) throw badInput('Give either uploadId or text', hasUpload ? 'text' : 'uploadId');
+  const key = input.idempotencyKey?.trim() || null;
+  if (key !== null && key.length > 200) throw badInput('idempotencyKey must be at most 200 characters', 'idempotencyKey');
+  if (!(await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) throw notFound('Course');
+  await requireCourseTeacher(ctx, courseId);
+  const owner = ctx.identity.userId;
+
+  const existing = async () => {
+    if (key === null) return null;
+    const task = await ctx.prisma.task.findUnique({ where: { ownerId_idempotencyKey: { ownerId: owner, idempotencyKey: key } } });
+    if (task && task.courseId !== courseId) throw appError(ErrorCode.CONFLICT, 'This idempotencyKey was already used for another course');
+    return task;
+  };
+  const seen = await existing();
+  if (seen) return taskRef(seen.id);
+
+  let consumedUpload: UploadMeta | null = null;
+  let source: { blobKey: string; format: Document['format']; sizeBytes: number; sha256: string; filename: string | null };
+  if (hasUpload) {
+    const uploadId = input.uploadId!;
+    const meta = await getUpload(ctx.docs.redis, uploadId);
+    if (!meta || meta.ownerId !== owner)
+      throw badInput('Upload not found: it may have expired (uploads are kept for 24 hours) or belong to someone else', 'uploadId');
+    const consumed = await consumeUpload(ctx.docs.redis, uploadId, owner);
+    if (!consumed) throw badInput('This upload was already used for another document', 'uploadId');
+    consumedUpload = consumed;
+    source = {
+      blobKey: consumed.blobKey,
+      format: consumed.detectedFormat,
+      sizeBytes: consumed.size,
+      sha256: consumed.sha256,
+      filename: consumed.filename || null,
+    };
+  } else {
+    const text = input.text!;
+    if (text.trim().length === 0) throw badInput('The text is empty', 'text');
+    if (text.length > MAX_TEXT_CHARS)
+      throw badInput(`The text is longer than ${MAX_TEXT_CHARS.toLocaleString('en')} characters; upload it as a file instead`, 'text');
+    const format = input.format ?? 'MARKDOWN';
+    if (format === 'PDF') throw badInput('Pasted text cannot be a PDF; upload the file instead', 'format');
+    const blob = await ctx.docs.blobs.put(`texts/${randomUUID()}`, Readable.from([Buffer.from(text, 'utf8')]), {
+      maxBytes: 4 * MAX_TEXT_CHARS + 16,
+    });
+    source = { blobKey: blob.key, format, sizeBytes: blob.size, sha256: blob.sha256, filename: null };
+  }
+
+  const taskId = randomUUID();
+  const documentId = randomUUID();
+  const payload = { taskId, documentId, courseId };
+  try {
+    await ctx.prisma.$transaction([
+      ctx.prisma.task.create({
+        data: {
+          id: taskId,
+          kind: 'INGEST_DOCUMENT',
+          ownerId: owner,
+          courseId,
+          idempotencyKey: key,
+          payload,
+          message: 'Waiting for a worker',
+        },
+      }),
+      ctx.prisma.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } }),
+    ]);
+  } catch (err) {
+    // Give the upload back, so the teacher can try again with the same id.
+    if (consumedUpload) await saveUpload(ctx.docs.redis, consumedUpload).catch(() => {});
+    // Two requests with the same key at once: the loser returns the winner's task.
+    if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+      const winner = await existing();
+      if (winner) return taskRef(winner.id);
+    }
+    throw err;
+  }
+  try {
+    await ctx.docs.queues.enqueue('INGEST_DOCUMENT', payload);
+  } catch (err) {
+    ctx.log.error({ err, taskId }, 'enqueue failed; the reconciler will enqueue the task');
+  }
+  const task = await ctx.prisma.task.findUnique({ where: { id: taskId } });
+  await ctx.docs.tasks.announce(task).catch((err: unknown) => ctx.log.warn({ err, taskId }, 'task event not published'));
+  ctx.log.info({ taskId, documentId, courseId, format: source.format, sizeBytes: source.sizeBytes }, 'ingestion accepted');
+  return taskRef(taskId);
+}
+
+export async function getDocument(ctx: DocumentContext, rawId: string) {
+  const doc = await ctx.documents.load(assertUuid(rawId));
+  if (!doc) throw notFound('Document');
+  const role = await requireCourseMember(ctx, doc.courseId);
+  if (doc.status !== 'READY' && role === 'STUDENT') throw notFound('Document');
+  return doc;
+}
+
+export async function courseDocuments(ctx: DocumentContext, courseId: string) {
+  const role = await requireCourseMember(ctx, courseId);
+  const docs = await ctx.documentsByCourse.load(courseId);
+  return role === 'STUDENT' ? docs.filter((d) => d.status === 'READY') : docs;
+}
+
+export async function taskDocument(ctx: DocumentContext, taskId: string) {
+  const doc = await ctx.documentsByTask.load(taskId);
+  if (!doc) return null;
+  await requireCourseMember(ctx, doc.courseId);
+  return doc;
+}
+
+/** Removes the document and its passages (cascade), stops its task, then deletes its file. */
+export async function deleteDocument(ctx: DocumentContext, rawId: string) {
+  const doc = await ctx.documents.load(assertUuid(rawId));
+  if (!doc) throw notFound('Document');
+  await requireCourseTeacher(ctx, doc.courseId);
+  if (doc.taskId) {
+    const cancelled = await ctx.docs.tasks.cancel(doc.taskId);
+    if (cancelled) await ctx.docs.queues.removeIfWaiting('INGEST_DOCUMENT', doc.taskId);
+  }
+  const { count } = await ctx.prisma.document.deleteMany({ where: { id: doc.id } });
+  await ctx.docs.blobs.delete(doc.blobKey).catch((err: unknown) => ctx.log.warn({ err, blobKey: doc.blobKey }, 'blob not deleted'));
+  ctx.log.info({ documentId: doc.id, courseId: doc.courseId }, 'document deleted');
+  return count > 0;
+}
