@@ -137,6 +137,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       ApolloServerPluginDrainHttpServer({ httpServer: server }),
       metricsPlugin(metrics),
       requestLogPlugin<RouterContext>(),
+      subscriptionsOverWebSocket,
       landingPage,
     ],
   });

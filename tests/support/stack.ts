@@ -63,7 +63,13 @@ export async function startTestStack(
       exam: subgraphEnv,
       tasks: subgraphEnv,
       // Quick takeover of a crashed worker's job, and small limits the tests can reach.
-      worker: { WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000', RECONCILE_INTERVAL_MS: '2000', PROGRESS_INTERVAL_MS: '50', ...opts.worker },
+      worker: {
+        WORKER_LOCK_DURATION_MS: '2000',
+        WORKER_STALLED_INTERVAL_MS: '1000',
+        RECONCILE_INTERVAL_MS: '2000',
+        PROGRESS_INTERVAL_MS: '50',
+        ...opts.worker,
+      },
     },
   });
   const run = randomUUID().slice(0, 8);

@@ -1,0 +1,104 @@
+import express from 'express';
+import { Redis } from 'ioredis';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLocalBlobStore } from '@lib/blob/local.js';
+import { createPrisma } from '@lib/db/client.js';
+import { createJobQueues } from '@lib/jobs/queues.js';
+import { createLifecycle, runMain } from '@lib/lifecycle.js';
+import { createLogger } from '@lib/logger.js';
+import { createMetrics } from '@lib/metrics.js';
+import { mountProbes } from '@lib/probes.js';
+import { bullConnection, redisOptionsFromUrl } from '@lib/redis.js';
+import { createTaskEventPublisher, createTaskEventStream } from '@lib/tasks/events.js';
+import { createTaskStore } from '@lib/tasks/store.js';
+import { readEnv } from './environment.js';
+import { createIngestHandler } from './ingest/handler.js';
+import { createJobMetrics } from './metrics.js';
+import { reconcile, startWorkers } from './runner.js';
+
+/** Composition root of a worker process: every job handler, on its queue. */
+async function main() {
+  const env = readEnv();
+  const log = createLogger({ service: 'worker', level: env.LOG_LEVEL, format: env.LOG_FORMAT });
+  const metrics = createMetrics('worker');
+  const connection = bullConnection(env.REDIS_URL);
+  const redis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: null }));
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+  const prisma = createPrisma({
+    url: env.DATABASE_URL,
+    max: env.DB_POOL_MAX,
+    registry: metrics.registry,
+    log: log.child({ component: 'prisma' }),
+    applicationName: 'worker',
+  });
+  const onError = (err: Error) => log.error({ err }, 'queue error');
+  const queues = createJobQueues(connection, onError);
+  const publisher = createTaskEventPublisher(connection);
+  const events = await createTaskEventStream(connection, onError);
+  const tasks = createTaskStore(prisma, publisher);
+  const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT')]);
+
+  const runner = startWorkers({
+    connection,
+    concurrency: env.WORKER_CONCURRENCY,
+    lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+    log,
+    metrics: jobMetrics,
+    tasks,
+    prisma,
+    events,
+    handlers: {
+      INGEST_DOCUMENT: createIngestHandler({
+        prisma,
+        tasks,
+        blobs: createLocalBlobStore(env.BLOB_DIR),
+        metrics: jobMetrics,
+        config: {
+          maxPages: env.INGEST_MAX_PAGES,
+          maxChars: env.INGEST_MAX_CHARS,
+          parseTimeoutMs: env.PARSE_TIMEOUT_MS,
+          parseMemoryMb: env.PARSE_MEMORY_MB,
+          chunkTargetChars: env.CHUNK_TARGET_CHARS,
+          chunkOverlapChars: env.CHUNK_OVERLAP_CHARS,
+          progressIntervalMs: env.PROGRESS_INTERVAL_MS,
+        },
+      }),
+    },
+  });
+
+  const reconciler = setInterval(() => {
+    reconcile(prisma, queues, log, env.RECONCILE_INTERVAL_MS).catch((err) => log.warn({ err }, 'reconcile failed'));
+  }, env.RECONCILE_INTERVAL_MS);
+  reconciler.unref();
+
+  const app = express();
+  const server = createServer(app);
+  const lifecycle = createLifecycle({
+    log,
+    drainDelayMs: 0,
+    timeoutMs: env.SHUTDOWN_TIMEOUT_MS + 5000,
+    steps: [
+      { name: 'reconciler', run: async () => clearInterval(reconciler) },
+      { name: 'workers', run: () => runner.close(env.SHUTDOWN_TIMEOUT_MS) },
+      { name: 'events', run: () => Promise.all([events.close(), publisher.close(), queues.close()]) },
+      { name: 'http', run: () => new Promise<void>((resolve) => server.close(() => resolve())) },
+      { name: 'clients', run: () => Promise.all([prisma.$disconnect(), redis.quit()]) },
+    ],
+  });
+  mountProbes(app, {
+    lifecycle,
+    registry: metrics.registry,
+    log,
+    checks: { database: () => prisma.$queryRaw`SELECT 1`, redis: () => redis.ping() },
+  });
+  await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
+  const { port } = server.address() as AddressInfo;
+  log.info(
+    { url: `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${port}`, concurrency: env.WORKER_CONCURRENCY },
+    'worker ready',
+  );
+}
+
+runMain(main);

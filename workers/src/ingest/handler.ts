@@ -1,0 +1,147 @@
+import { UnrecoverableError } from 'bullmq';
+import type { BlobStore } from '@lib/blob/store.js';
+import type { PrismaClient } from '@lib/db/client.js';
+import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import type { TaskStore } from '@lib/tasks/store.js';
+import type { Handler } from '../handlers.js';
+import type { JobMetrics } from '../metrics.js';
+import { chunkDocument } from './chunk.js';
+import { parseDocument } from './parse.js';
+import { IngestError } from './types.js';
+
+/** The abort reason the runner gives when a task is cancelled (other reasons hand the job back). */
+export const CANCELLED = 'CANCELLED';
+
+export interface IngestConfig {
+  maxPages: number;
+  maxChars: number;
+  parseTimeoutMs: number;
+  parseMemoryMb: number;
+  chunkTargetChars: number;
+  chunkOverlapChars: number;
+  progressIntervalMs: number;
+}
+
+export interface IngestDeps {
+  prisma: PrismaClient;
+  tasks: TaskStore;
+  blobs: BlobStore;
+  metrics: JobMetrics;
+  config: IngestConfig;
+}
+
+/**
+ * Parses a document in a sandboxed child process, chunks it, and replaces the
+ * document's chunks in one transaction with the task's completion. Safe to run
+ * twice (after a crash): the second run replaces what the first wrote, and a
+ * cancelled task is never completed.
+ */
+export function createIngestHandler({ prisma, tasks, blobs, metrics, config }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
+  return async ({ taskId, documentId }, { job, log, signal }) => {
+    const task = await tasks.start(taskId, job.attemptsStarted);
+    if (!task) {
+      log.info({ taskId }, 'task already finished or cancelled, nothing to do');
+      return 'skipped';
+    }
+    const document = await prisma.document.findUnique({ where: { id: documentId } });
+    if (!document || document.taskId !== taskId) {
+      await tasks.fail(taskId, 'NOT_FOUND', 'The document was deleted before it could be read.');
+      throw new UnrecoverableError('document not found');
+    }
+
+    // Progress: writes are throttled and serialised so they never overtake each other.
+    let lastWrite = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    const report = (progress: number, message: string, force = false) => {
+      const now = Date.now();
+      if (!force && now - lastWrite < config.progressIntervalMs) return writing;
+      lastWrite = now;
+      writing = writing.then(() => tasks.progress(taskId, progress, message)).catch((err) => log.warn({ err }, 'progress write failed'));
+      return writing;
+    };
+
+    try {
+      await report(0.02, 'Reading the document', true);
+      const path = await blobs.localPath(document.blobKey);
+      const parseStarted = Date.now();
+      const parsed = await parseDocument({
+        path,
+        format: document.format,
+        maxPages: config.maxPages,
+        maxChars: config.maxChars,
+        timeoutMs: config.parseTimeoutMs,
+        memoryLimitMb: config.parseMemoryMb,
+        // A PDF whose fonts do not map to letters yields garbage, not text: refuse it rather than index it.
+        maxUnreadableShare: 0.5,
+        signal,
+        onPage: (page, pages) => void report(0.05 + 0.8 * (page / pages), `Reading page ${page} of ${pages}`),
+      });
+      metrics.parserPeakRss.observe(parsed.peakRssMb);
+      const parseMs = Date.now() - parseStarted;
+      const saveStarted = Date.now();
+      await writing;
+      await report(0.88, 'Splitting into passages', true);
+      const chunks = chunkDocument(parsed, { targetChars: config.chunkTargetChars, overlapChars: config.chunkOverlapChars });
+      if (chunks.length === 0) throw new IngestError('NO_TEXT', 'No readable text was found in this document.');
+      await report(0.94, `Saving ${chunks.length} passages`, true);
+      signal.throwIfAborted();
+
+      const pages = parsed.pages.length === 0 ? 1 : Math.max(...parsed.pages.map((p) => p.page));
+      const completed = await prisma.$transaction(
+        async (tx) => {
+          // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
+          const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
+          if (row?.status !== 'RUNNING') return null;
+          await tx.chunk.deleteMany({ where: { documentId } });
+          await tx.chunk.createMany({
+            data: chunks.map((c) => ({
+              id: `${documentId}:${c.position}`,
+              documentId,
+              courseId: document.courseId,
+              position: c.position,
+              text: c.text,
+              heading: c.heading,
+              pageStart: c.pageStart,
+              pageEnd: c.pageEnd,
+              charStart: c.charStart,
+              charEnd: c.charEnd,
+            })),
+          });
+          await tx.document.update({
+            where: { id: documentId },
+            data: { status: 'READY', pages, chunkCount: chunks.length, errorCode: null, errorMessage: null },
+          });
+          return tasks.completeIn(tx, taskId, `${chunks.length} passages from ${pages} page${pages === 1 ? '' : 's'}`);
+        },
+        { timeout: 120_000, maxWait: 10_000 },
+      );
+      if (!completed) {
+        log.info({ taskId }, 'task was cancelled before its chunks were saved');
+        return 'cancelled';
+      }
+      await tasks.announce(completed);
+      log.info(
+        { taskId, documentId, pages, chunks: chunks.length, parseMs, saveMs: Date.now() - saveStarted, peakRssMb: parsed.peakRssMb },
+        'document ingested',
+      );
+      return 'completed';
+    } catch (err) {
+      if (signal.aborted && signal.reason === CANCELLED) {
+        await prisma.$transaction((tx) => onTaskAbandoned.INGEST_DOCUMENT(tx, { id: taskId }, 'CANCELLED', 'Ingestion was cancelled.'));
+        log.info({ taskId, reason: String(signal.reason) }, 'ingestion stopped');
+        return 'cancelled';
+      }
+      if (err instanceof IngestError) {
+        await prisma.document.update({
+          where: { id: documentId },
+          data: { status: 'FAILED', errorCode: err.code, errorMessage: err.message },
+        });
+        await tasks.fail(taskId, err.code, err.message);
+        metrics.failures.inc({ job: 'INGEST_DOCUMENT', code: err.code });
+        log.info({ taskId, code: err.code }, 'document rejected');
+        throw new UnrecoverableError(err.code);
+      }
+      throw err; // transient: BullMQ retries with backoff; the runner fails the task after the last attempt
+    }
+  };
+}

@@ -1,0 +1,153 @@
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { PrismaClient } from '@lib/db/client.js';
+import { isJobName, jobNames, jobs, parsePayload, type JobName } from '@lib/jobs/contracts.js';
+import type { JobQueues } from '@lib/jobs/queues.js';
+import type { Logger } from '@lib/logger.js';
+import type { TaskEventStream } from '@lib/tasks/events.js';
+import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import type { TaskStore } from '@lib/tasks/store.js';
+import type { Handler, Handlers } from './handlers.js';
+import { CANCELLED } from './ingest/handler.js';
+import type { JobMetrics } from './metrics.js';
+
+export interface RunnerOptions {
+  connection: ConnectionOptions;
+  handlers: Handlers;
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  log: Logger;
+  metrics: JobMetrics;
+  tasks: TaskStore;
+  prisma: PrismaClient;
+  events: TaskEventStream;
+}
+
+const INTERNAL_MESSAGE = 'Something went wrong on our side. Try again later; if it keeps failing, contact support.';
+
+/** Refuses to start unless every job name has exactly one handler. */
+export function checkHandlers(handlers: Record<string, unknown>) {
+  const missing = jobNames.filter((n) => typeof handlers[n] !== 'function');
+  const unknown = Object.keys(handlers).filter((n) => !isJobName(n));
+  if (missing.length || unknown.length) {
+    throw new Error(`job handlers do not match the job contracts: missing [${missing.join(', ')}], unknown [${unknown.join(', ')}]`);
+  }
+}
+
+/**
+ * One BullMQ worker per queue. Each job's payload is validated again here;
+ * failures after the last attempt, stalls beyond the limit and cancellations
+ * all end with the task row saying so.
+ */
+export function startWorkers(opts: RunnerOptions) {
+  checkHandlers(opts.handlers);
+  const { log, metrics, tasks } = opts;
+  const queueNames = [...new Set(jobNames.map((n) => jobs[n].queue))];
+
+  const finalFailure = async (job: Job, code: string, message: string) => {
+    const task = await tasks.fail(job.id!, code, message);
+    if (task) await opts.prisma.$transaction((tx) => onTaskAbandoned[task.kind](tx, task, code, message));
+    metrics.failures.inc({ job: job.name, code });
+  };
+
+  const workers = queueNames.map((queueName) => {
+    const worker = new Worker(
+      queueName,
+      async (job: Job, _token?: string, signal?: AbortSignal) => {
+        const jobLog = log.child({ jobId: job.id, job: job.name, attempt: job.attemptsStarted });
+        if (!isJobName(job.name)) throw new UnrecoverableError(`no handler for job ${job.name}`);
+        const name: JobName = job.name;
+        const parsed = jobs[name].payload.safeParse(job.data);
+        if (!parsed.success) {
+          jobLog.error({ issues: parsed.error.issues }, 'job payload rejected');
+          await finalFailure(job, 'BAD_JOB', 'The job was malformed.');
+          throw new UnrecoverableError('invalid payload');
+        }
+        const end = metrics.duration.startTimer({ job: name });
+        jobLog.info('job started');
+        try {
+          const handler = opts.handlers[name] as Handler<typeof name>;
+          const outcome = await handler(parsePayload(name, job.data), { job, log: jobLog, signal: signal ?? new AbortController().signal });
+          end({ outcome });
+          jobLog.info({ outcome }, 'job finished');
+          return outcome;
+        } catch (err) {
+          end({ outcome: err instanceof UnrecoverableError ? 'rejected' : 'error' });
+          const last = err instanceof UnrecoverableError || job.attemptsStarted >= (job.opts.attempts ?? 1);
+          if (!(err instanceof UnrecoverableError)) {
+            jobLog.error({ err, last }, last ? 'job failed for good' : 'job failed, will retry');
+            if (last) await finalFailure(job, 'INTERNAL', INTERNAL_MESSAGE);
+          }
+          throw err;
+        }
+      },
+      {
+        connection: opts.connection,
+        concurrency: opts.concurrency,
+        lockDuration: opts.lockDurationMs,
+        stalledInterval: opts.stalledIntervalMs,
+        maxStalledCount: 2,
+        autorun: true,
+      },
+    );
+    worker.on('error', (err) => log.error({ err, queue: queueName }, 'worker error'));
+    worker.on('stalled', (jobId) => log.warn({ jobId, queue: queueName }, 'job stalled; it will run again'));
+    worker.on('failed', (job, err) => {
+      // A job that stalled too often never reached our processor's catch.
+      if (job && /stalled/i.test(err.message)) {
+        void finalFailure(job, 'WORKER_CRASHED', 'The task was interrupted too many times.').catch((e) =>
+          log.error({ err: e }, 'could not record failure'),
+        );
+      }
+    });
+    return worker;
+  });
+
+  // Cancellation: whichever worker runs the task aborts it.
+  const unsubscribe = opts.events.on((event) => {
+    if (event.status !== 'CANCELLED') return;
+    for (const worker of workers) if (worker.cancelJob(event.taskId, CANCELLED)) log.info({ jobId: event.taskId }, 'cancelling job');
+  });
+
+  return {
+    workers,
+    /** Waits for active jobs; after `graceMs`, aborts them and leaves them to be taken over. */
+    async close(graceMs: number) {
+      unsubscribe();
+      const closing = Promise.all(workers.map((w) => w.close()));
+      const timedOut = await Promise.race([
+        closing.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),
+      ]);
+      if (timedOut) {
+        log.warn({ graceMs }, 'active jobs did not finish in time; handing them back');
+        for (const w of workers) w.cancelAllJobs('SHUTDOWN');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+    },
+  };
+}
+
+/**
+ * A task is written before its job is enqueued; if Redis failed in between,
+ * the task would wait forever. This re-enqueues ACCEPTED tasks whose job is
+ * missing (adding an existing job id is a no-op).
+ */
+export async function reconcile(prisma: PrismaClient, queues: JobQueues, log: Logger, olderThanMs: number) {
+  const stale = await prisma.task.findMany({
+    where: { status: 'ACCEPTED', createdAt: { lt: new Date(Date.now() - olderThanMs) } },
+    take: 500,
+  });
+  let requeued = 0;
+  for (const task of stale) {
+    if (!isJobName(task.kind)) continue;
+    const existing = await queues.queue(task.kind).getJob(task.id);
+    if (existing) continue;
+    await queues.enqueue(task.kind, task.payload as never);
+    requeued++;
+  }
+  if (requeued) log.warn({ requeued }, 'enqueued tasks whose job was missing');
+  return requeued;
+}
+
+export type Runner = ReturnType<typeof startWorkers>;
