@@ -59,7 +59,9 @@ export async function startSubgraphServer<C extends SubgraphContext>(opts: Subgr
   const { log, verifier, metrics } = opts;
   const app = express();
   app.disable('x-powered-by');
-  const server = createServer(app);
+  // Idle keep-alive sockets must outlive the router's pool: if the server closed first, the
+  // router could send on a socket that is closing and get "socket hang up".
+  const server = createServer({ keepAliveTimeout: 75_000, headersTimeout: 80_000 }, app);
 
   const apollo = new ApolloServer<C>({
     // The resolver map is typed per subgraph context; buildSubgraphSchema only knows `unknown`.

@@ -38,7 +38,8 @@ export function createTaskEventPublisher(connection: ConnectionOptions): TaskEve
 }
 
 export interface TaskEventStream {
-  on(listener: (event: TaskEvent) => void): () => void;
+  /** `id` is the event's position in the stream: the same event has the same id in every reader. */
+  on(listener: (event: TaskEvent, id: string) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -57,13 +58,13 @@ export async function createTaskEventStream(connection: ConnectionOptions, onErr
   }
   const events = new QueueEvents(TASK_EVENTS, { connection, lastEventId: last, blockingTimeout: 5000 });
   events.on('error', onError);
-  const listeners = new Set<(event: TaskEvent) => void>();
+  const listeners = new Set<(event: TaskEvent, id: string) => void>();
   events.on(
     EVENT_NAME as 'error',
-    ((args: unknown) => {
+    ((args: unknown, id: string) => {
       const parsed = taskEventSchema.safeParse(args);
       if (!parsed.success) return onError(new Error(`malformed task event: ${parsed.error.message}`));
-      for (const listener of listeners) listener(parsed.data);
+      for (const listener of listeners) listener(parsed.data, id);
     }) as never,
   );
   await events.waitUntilReady();

@@ -4,6 +4,7 @@ import {
   Kind,
   getOperationAST,
   parse,
+  print,
   validate,
   type DocumentNode,
   type ExecutionResult,
@@ -36,6 +37,9 @@ import type { RouterContext } from './context.js';
  * current state, and unchanged results are not sent twice.
  */
 const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+/** Errors that end a subscription; any other error is retried. */
+const FINAL_CODES = new Set(['FORBIDDEN', 'NOT_FOUND', 'UNAUTHENTICATED', 'BAD_USER_INPUT']);
+const RETRY_MS = 1000;
 const STATUS_ALIAS = '__routerTaskStatus';
 const TASK_ID_VAR = '__routerTaskId';
 
@@ -65,7 +69,8 @@ interface ConnectionState {
 
 /** One live subscription: its event filter, its pending task ids, its query. */
 class Session {
-  private pending = new Set<string>();
+  /** Task id -> id of the newest event about it not yet handled. */
+  private pending = new Map<string, string>();
   private wake: (() => void) | undefined;
   private closed = false;
   private readonly unsubscribe: () => void;
@@ -75,24 +80,24 @@ class Session {
     events: TaskEventStream,
     private readonly filter: (event: TaskEvent) => boolean,
   ) {
-    this.unsubscribe = events.on((event) => {
-      if (!this.closed && this.filter(event)) this.push(event.taskId);
+    this.unsubscribe = events.on((event, id) => {
+      if (!this.closed && this.filter(event)) this.push(event.taskId, id);
     });
   }
 
-  push(taskId: string) {
-    this.pending.add(taskId);
+  push(taskId: string, eventId: string) {
+    this.pending.set(taskId, eventId);
     this.wake?.();
   }
 
   /** Task ids with news, coalesced: ten events while a query runs cause one more query, not ten. */
-  async *changes(): AsyncGenerator<string> {
+  async *changes(): AsyncGenerator<{ taskId: string; eventId: string }> {
     while (!this.closed) {
       if (this.pending.size === 0) await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
       const batch = [...this.pending];
       this.pending.clear();
-      for (const id of batch) if (!this.closed) yield id;
+      for (const [taskId, eventId] of batch) if (!this.closed) yield { taskId, eventId };
     }
   }
 
@@ -177,6 +182,31 @@ export function startSubscriptions(deps: SubscriptionDeps) {
     return response.body.singleResult as Result;
   };
 
+  /**
+   * Subscriptions of one user with the same selection, woken by the same event, share one
+   * read: several tabs on one task cost one query per event, not one each. The key holds
+   * the event id, so a read never answers for an event that came after it started.
+   */
+  const inFlight = new Map<string, Promise<Result>>();
+  const runShared = (
+    state: ConnectionState,
+    query: DocumentNode,
+    queryKey: string,
+    variables: Record<string, unknown>,
+    eventId: string,
+  ) => {
+    const key = `${state.identity!.userId}\u0000${state.identity!.role}\u0000${eventId}\u0000${queryKey}\u0000${JSON.stringify(variables)}`;
+    let result = inFlight.get(key);
+    if (!result) {
+      result = run(state, query, variables);
+      inFlight.set(key, result);
+      // Sessions that wake a little later still find it; then it goes.
+      const forget = () => setTimeout(() => inFlight.delete(key), 1000).unref();
+      result.then(forget, forget);
+    }
+    return result;
+  };
+
   const serverCleanup = useServer<Record<string, unknown>, { state?: ConnectionState }>(
     {
       connectionInitWaitTimeout: 5000,
@@ -258,6 +288,7 @@ export function startSubscriptions(deps: SubscriptionDeps) {
             state,
             session,
             query,
+            queryKey: print(query),
             variables,
             snapshot,
             first,
@@ -267,10 +298,11 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         };
       },
       subscribe: (args) => {
-        const { state, session, query, variables, snapshot, first, responseKey, once } = args.contextValue as {
+        const { state, session, query, queryKey, variables, snapshot, first, responseKey, once } = args.contextValue as {
           state: ConnectionState;
           session: Session;
           query: DocumentNode;
+          queryKey: string;
           variables: Record<string, unknown>;
           snapshot: Result | undefined;
           first: string | undefined;
@@ -296,8 +328,16 @@ export function startSubscriptions(deps: SubscriptionDeps) {
               yield out.message;
               if (once && (out.status === undefined || TERMINAL.has(out.status))) return;
             }
-            for await (const taskId of session.changes()) {
-              const out = shape(await run(state, query, { ...variables, [TASK_ID_VAR]: taskId }), taskId);
+            for await (const { taskId, eventId } of session.changes()) {
+              const result = await runShared(state, query, queryKey, { ...variables, [TASK_ID_VAR]: taskId }, eventId);
+              const denied = result.errors?.some((e) => FINAL_CODES.has(String(e.extensions?.['code'])));
+              if (result.errors?.length && !denied) {
+                // A passing failure (a subgraph restarting, a network blip) must not end the stream: read again soon.
+                state.log.warn({ taskId, errors: result.errors.map((e) => e.message) }, 'subscription refresh failed; retrying');
+                setTimeout(() => session.push(taskId, `${eventId}-retry-${Date.now()}`), RETRY_MS).unref();
+                continue;
+              }
+              const out = shape(result, taskId);
               if (out.status === undefined && !once) continue; // a task this user may no longer see
               if (out.fresh) {
                 messages.inc();
