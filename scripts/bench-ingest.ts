@@ -119,7 +119,6 @@ await ensureDatabase({ migrate: true, directUrl: infra.DIRECT_DATABASE_URL });
     await new Promise((r) => setTimeout(r, 3000));
     const perEvent = new Map<number, number>();
     for (const { key } of sent) perEvent.set(received.get(key)?.length ?? 0, (perEvent.get(received.get(key)?.length ?? 0) ?? 0) + 1);
-    const missed = sent.map((e, i) => ({ ...e, i })).filter((e) => !received.get(e.key));
     console.log(
       `  deliveries per event: ${[...perEvent]
         .sort((a, b) => a[0] - b[0])
