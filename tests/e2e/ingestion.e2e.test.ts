@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { makeEncryptedPdf, makeLargePdf, makeNoTextPdf, makeTextPdf, truncate } from '../support/pdf-fixtures.js';
-import { TASK_FIELDS, chunksOf, createCourse, getTask, ingest, upload, waitForTask, type TaskView } from '../support/ingest.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TASK_FIELDS, blobKeyOf, chunksOf, createCourse, getTask, ingest, upload, waitForTask, type TaskView } from '../support/ingest.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { Queue } from 'bullmq';
 import { bullConnection } from '../../lib/redis.js';
@@ -202,6 +204,59 @@ describe('document ingestion as a background task', () => {
       { token },
     );
     assert.equal(again.body.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
+  });
+
+  it('retries a failed task on request, deletes a document with its chunks and file, and hides tasks from strangers', async () => {
+    const courseId = await createCourse(stack, token, 'Lifecycle');
+    const bad = await upload(stack, token, await makeEncryptedPdf(), 'locked.pdf');
+    const failed = await waitForTask(
+      stack,
+      token,
+      (await ingest(stack, token, { courseId, uploadId: bad.body.uploadId, title: 'Locked' })).id,
+    );
+    assert.equal(failed.status, 'FAILED');
+    const retried = await stack.gql<{ retryTask: { status: string } }>(
+      'mutation($id: ID!) { retryTask(id: $id) { status } }',
+      { id: failed.id },
+      { token },
+    );
+    assert.equal(retried.body.data?.retryTask.status, 'ACCEPTED');
+    const again = await waitForTask(stack, token, failed.id);
+    assert.equal(again.status, 'FAILED', 'ran again and failed again');
+    assert.equal(again.error?.code, 'ENCRYPTED_PDF');
+
+    const stranger = await stack.token(stack.user('stranger'), 'TEACHER');
+    const peek = await stack.gql('query($id: ID!) { task(id: $id) { id } }', { id: failed.id }, { token: stranger });
+    assert.equal(peek.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+
+    const good = await upload(stack, token, await makeTextPdf(PAGES.slice(0, 2)), 'keep.pdf');
+    const done = await waitForTask(
+      stack,
+      token,
+      (await ingest(stack, token, { courseId, uploadId: good.body.uploadId, title: 'Keep' })).id,
+    );
+    const conflict = await stack.gql('mutation($id: ID!) { retryTask(id: $id) { status } }', { id: done.id }, { token });
+    assert.equal(conflict.body.errors?.[0]?.extensions?.['code'], 'CONFLICT', 'only failed tasks are retried');
+    const documentId = done.document!.id;
+    assert.ok((await chunksOf(documentId)).length > 0);
+    const blobKey = await blobKeyOf(documentId);
+    assert.ok(existsSync(join(stack.blobDir, blobKey!)), 'the file is stored');
+    const del = await stack.gql<{ deleteDocument: boolean }>(
+      'mutation($id: ID!) { deleteDocument(id: $id) }',
+      { id: documentId },
+      { token },
+    );
+    assert.equal(del.body.data?.deleteDocument, true);
+    assert.deepEqual(await chunksOf(documentId), []);
+    assert.equal(existsSync(join(stack.blobDir, blobKey!)), false, 'the file is gone');
+    const gone = await stack.gql('query($id: ID!) { document(id: $id) { id } }', { id: documentId }, { token });
+    assert.equal(gone.body.errors?.[0]?.extensions?.['code'], 'NOT_FOUND');
+
+    const worker = stack.services['worker-1']!;
+    const metrics = await (await fetch(`${worker.url}/metrics`)).text();
+    assert.match(metrics, /queue_jobs\{[^}]*queue="ingest"[^}]*state="completed"[^}]*\} [1-9]/);
+    assert.match(metrics, /job_duration_seconds_count\{[^}]*job="INGEST_DOCUMENT"/);
+    assert.equal((await fetch(`${worker.url}/ready`)).status, 200);
   });
 
   it('cancelTask stops a running ingestion and leaves no chunks', async () => {

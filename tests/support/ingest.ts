@@ -65,6 +65,17 @@ export async function waitForTask(stack: TestStack, token: string, id: string, t
   }
 }
 
+/** The document's file in the blob store, read straight from PostgreSQL. */
+export async function blobKeyOf(documentId: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: testInfra().DIRECT_DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query<{ blobKey: string }>('SELECT "blobKey" FROM "Document" WHERE id = $1', [documentId])).rows[0]?.blobKey;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Reads stored chunks straight from PostgreSQL: what later answers will cite. */
 export async function chunksOf(documentId: string) {
   const client = new pg.Client({ connectionString: testInfra().DIRECT_DATABASE_URL });
