@@ -322,4 +322,23 @@ describe('document ingestion as a background task', () => {
       'positions are 0..n-1',
     );
   });
+
+  it('on SIGTERM a worker finishes its running job, then exits 0', async () => {
+    const courseId = await createCourse(stack, token, 'Shutdown');
+    const up = await upload(stack, token, await makeLargePdf(80), 'shutdown.pdf');
+    const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Shutdown' });
+    const watch = subscribe<{ taskUpdated: TaskView }>(stack.routerUrl, token, `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`, {
+      id: task.id,
+    });
+    await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > 0.1);
+    const runner = Object.values(stack.services).find(
+      (s) => s.name.startsWith('worker') && s.child.exitCode === null && s.child.signalCode === null && s.lines.some((l) => l.includes('job started') && l.includes(task.id)),
+    );
+    assert.ok(runner, 'found the worker running the job');
+    runner.child.kill('SIGTERM');
+    assert.equal(await runner.exited, 0);
+    const final = await getTask(stack, token, task.id);
+    assert.equal(final.status, 'COMPLETED');
+    assert.equal(final.attempts, 1, 'finished by the worker that was stopping, not taken over');
+  });
 });
