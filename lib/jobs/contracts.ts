@@ -14,6 +14,14 @@ export const jobs = {
       courseId: z.string().uuid(),
     }),
   },
+  /** Recomputes every vector of a course (after the embedding model changed). */
+  REINDEX_COURSE: {
+    queue: 'ingest',
+    payload: z.object({
+      taskId: z.string().uuid(),
+      courseId: z.string().uuid(),
+    }),
+  },
 } as const;
 
 export type JobName = keyof typeof jobs;

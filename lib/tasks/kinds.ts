@@ -14,4 +14,6 @@ export const onTaskAbandoned: Record<
       where: { taskId: task.id, status: 'PROCESSING' },
       data: { status: 'FAILED', errorCode: code, errorMessage: message },
     }),
+  // A re-index leaves the existing index in place until it has a complete new one: nothing to undo.
+  REINDEX_COURSE: async () => undefined,
 };

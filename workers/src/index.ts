@@ -14,6 +14,8 @@ import { createTaskEventPublisher, createTaskEventStream } from '@lib/tasks/even
 import { createTaskStore } from '@lib/tasks/store.js';
 import { readEnv } from './environment.js';
 import { createIngestHandler } from './ingest/handler.js';
+import { createReindexHandler } from './reindex/handler.js';
+import { createRetrieval } from '@lib/search/retrieval.js';
 import { createJobMetrics } from './metrics.js';
 import { reconcile, startWorkers } from './runner.js';
 
@@ -37,6 +39,7 @@ async function main() {
   const publisher = createTaskEventPublisher(connection);
   const events = await createTaskEventStream(connection, onError);
   const tasks = createTaskStore(prisma, publisher);
+  const retrieval = await createRetrieval(prisma, env, log.child({ component: 'retrieval' }));
   const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT')]);
 
   const runner = startWorkers({
@@ -50,7 +53,9 @@ async function main() {
     prisma,
     events,
     handlers: {
+      REINDEX_COURSE: createReindexHandler({ prisma, tasks, retrieval }),
       INGEST_DOCUMENT: createIngestHandler({
+        retrieval,
         prisma,
         tasks,
         blobs: createLocalBlobStore(env.BLOB_DIR),

@@ -6,12 +6,12 @@ describe('job handler registry', () => {
   const noop = async () => 'ok';
 
   it('accepts exactly one handler per job name', () => {
-    assert.doesNotThrow(() => checkHandlers({ INGEST_DOCUMENT: noop }));
+    assert.doesNotThrow(() => checkHandlers({ INGEST_DOCUMENT: noop, REINDEX_COURSE: noop }));
   });
 
   it('refuses to start when a job has no handler or a handler has no job', () => {
-    assert.throws(() => checkHandlers({}), /missing \[INGEST_DOCUMENT\]/);
-    assert.throws(() => checkHandlers({ INGEST_DOCUMENT: noop, SEND_EMAIL: noop }), /unknown \[SEND_EMAIL\]/);
-    assert.throws(() => checkHandlers({ INGEST_DOCUMENT: 'not a function' }), /missing \[INGEST_DOCUMENT\]/);
+    assert.throws(() => checkHandlers({}), /missing \[INGEST_DOCUMENT, REINDEX_COURSE\]/);
+    assert.throws(() => checkHandlers({ INGEST_DOCUMENT: noop, REINDEX_COURSE: noop, SEND_EMAIL: noop }), /unknown \[SEND_EMAIL\]/);
+    assert.throws(() => checkHandlers({ INGEST_DOCUMENT: 'not a function', REINDEX_COURSE: noop }), /missing \[INGEST_DOCUMENT\]/);
   });
 });

@@ -8,6 +8,7 @@ import { Prisma, type Document, type PrismaClient } from '@lib/db/client.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
 import type { Logger } from '@lib/logger.js';
+import type { Retrieval } from '@lib/search/retrieval.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import { consumeUpload, getUpload, saveUpload, type UploadMeta } from '@lib/uploads.js';
 
@@ -19,6 +20,7 @@ export interface DocumentDeps {
   blobs: BlobStore;
   queues: JobQueues;
   tasks: TaskStore;
+  retrieval: Retrieval;
 }
 
 export interface DocumentContext extends AccessContext {
@@ -186,7 +188,12 @@ export async function deleteDocument(ctx: DocumentContext, rawId: string) {
     const cancelled = await ctx.docs.tasks.cancel(doc.taskId);
     if (cancelled) await ctx.docs.queues.removeIfWaiting('INGEST_DOCUMENT', doc.taskId);
   }
-  const { count } = await ctx.prisma.document.deleteMany({ where: { id: doc.id } });
+  // Chunks and the embedded index go with the row (cascade); Qdrant's points are removed explicitly.
+  const [{ count }] = await ctx.prisma.$transaction([
+    ctx.prisma.document.deleteMany({ where: { id: doc.id } }),
+    ctx.prisma.course.update({ where: { id: doc.courseId }, data: { searchVersion: { increment: 1 } } }),
+  ]);
+  if (ctx.docs.retrieval.store.kind !== 'embedded') await ctx.docs.retrieval.store.deleteDocument(doc.courseId, doc.id);
   await ctx.docs.blobs.delete(doc.blobKey).catch((err: unknown) => ctx.log.warn({ err, blobKey: doc.blobKey }, 'blob not deleted'));
   ctx.log.info({ documentId: doc.id, courseId: doc.courseId }, 'document deleted');
   return count > 0;

@@ -6,6 +6,7 @@ import type { RagContext } from './context.js';
 import { addCourseMember, createCourse, getCourse, myCourses, removeCourseMember, visibleMembers } from './courses.js';
 import { courseDocuments, deleteDocument, getDocument, ingestDocument, taskDocument, type IngestInput } from './documents.js';
 import type { Document } from '@lib/db/client.js';
+import { reindexCourse, searchPassages, type Passage } from './search.js';
 
 type Args<T> = T;
 
@@ -15,6 +16,7 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
     course: (_: unknown, { id }: Args<{ id: string }>, ctx: RagContext) => getCourse(ctx, id),
     myCourses: (_: unknown, __: unknown, ctx: RagContext) => myCourses(ctx),
     document: (_: unknown, { id }: { id: string }, ctx: RagContext) => getDocument(ctx, id),
+    search: (_: unknown, args: Parameters<typeof searchPassages>[1], ctx: RagContext) => searchPassages(ctx, args),
   },
   Mutation: {
     createCourse: (_: unknown, { input }: Args<{ input: { title: string; description?: string | null } }>, ctx: RagContext) =>
@@ -25,6 +27,7 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
       removeCourseMember(ctx, a.courseId, a.userId),
     ingestDocument: (_: unknown, { input }: { input: IngestInput }, ctx: RagContext) => ingestDocument(ctx, input),
     deleteDocument: (_: unknown, { id }: { id: string }, ctx: RagContext) => deleteDocument(ctx, id),
+    reindexCourse: (_: unknown, { courseId }: { courseId: string }, ctx: RagContext) => reindexCourse(ctx, courseId),
   },
   Course: {
     __resolveReference: (ref: { id: string }, ctx: RagContext) => getCourse(ctx, ref.id),
@@ -37,6 +40,9 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
     error: (d: Document) => (d.errorCode ? { code: d.errorCode, message: d.errorMessage ?? d.errorCode } : null),
     course: (d: Document, _: unknown, ctx: RagContext) => ctx.courses.load(d.courseId),
     task: (d: Document) => (d.taskId ? { __typename: 'Task', id: d.taskId } : null),
+  },
+  Passage: {
+    document: (p: Passage, _: unknown, ctx: RagContext) => ctx.documents.load(p.documentId),
   },
   Task: {
     __resolveReference: (ref: { id: string }) => ({ id: ref.id }),

@@ -59,18 +59,23 @@ describe('chunkDocument', () => {
     assert.ok(onPage(1, 105) && onPage(3, 210) && onPage(3, 310) && onPage(5, 402));
   });
 
-  it('lets a chunk span two pages when a short paragraph ends one page and another starts the next', () => {
+  it('never lets a PDF chunk span two pages, so every passage cites one page', () => {
     const d = doc(
       'PDF',
-      `${sentences(0, 2)}\n\n${sentences(10, 12)}\n\nShort end of page one.`,
+      `# Cells\n\n${sentences(0, 2)}\n\n${sentences(10, 12)}\n\nShort end of page one.`,
       'Short start of page two.\n\n' + sentences(20, 12),
     );
-    const chunks = chunkDocument(d, { targetChars: 400, overlapChars: 0 });
-    const spanning = chunks.find((c) => c.text.includes('Short end of page one.') && c.text.includes('Short start of page two.'));
-    assert.ok(spanning, 'one chunk holds both short paragraphs');
-    assert.equal(spanning.pageStart, 1);
-    assert.equal(spanning.pageEnd, 2);
-    assert.ok(spanning.pageStart < spanning.pageEnd);
+    const chunks = chunkDocument(d, { targetChars: 400, overlapChars: 100 });
+    assert.ok(chunks.every((c) => c.pageStart === c.pageEnd));
+    const end = chunks.find((c) => c.text.includes('Short end of page one.'));
+    const start = chunks.find((c) => c.text.includes('Short start of page two.'));
+    assert.equal(end?.pageStart, 1);
+    assert.equal(start?.pageStart, 2);
+    assert.equal(start?.heading, 'Cells', 'page two continues the section of page one');
+    assert.deepEqual(
+      chunks.map((c) => c.position),
+      chunks.map((_, i) => i),
+    );
     assertExactSlices(d, chunks);
   });
 

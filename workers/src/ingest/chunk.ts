@@ -254,7 +254,28 @@ function pack(section: Section, target: number, overlap: number): Draft[] {
   return drafts;
 }
 
+/**
+ * Chunks a document. For PDFs a page break is a hard boundary, like a heading: a chunk never
+ * spans two pages, so every passage cites exactly one page. Each page is chunked on its own;
+ * offsets still point into the whole document's text, and a page that starts mid-section
+ * carries the heading it continues.
+ */
 export function chunkDocument(doc: ParsedDocument, opts: Partial<ChunkOptions> = {}): Chunk[] {
+  if (doc.format !== 'PDF' || doc.pages.length <= 1) return chunkText(doc, opts);
+  const out: Chunk[] = [];
+  let offset = 0;
+  let heading: string | null = null;
+  for (const page of sortedPages(doc)) {
+    for (const c of chunkText({ ...doc, pages: [{ page: page.page, text: page.text }] }, opts)) {
+      heading = c.heading ?? heading;
+      out.push({ ...c, position: out.length, charStart: c.charStart + offset, charEnd: c.charEnd + offset, heading: c.heading ?? heading });
+    }
+    offset += page.text.length + 2;
+  }
+  return out;
+}
+
+function chunkText(doc: ParsedDocument, opts: Partial<ChunkOptions>): Chunk[] {
   const { targetChars: target, overlapChars: overlap } = { ...DEFAULT_CHUNK_OPTIONS, ...opts };
   if (!Number.isInteger(target) || target < 1) throw new RangeError(`targetChars must be a positive integer, got ${target}`);
   if (!Number.isInteger(overlap) || overlap < 0 || overlap >= target) {

@@ -3,6 +3,7 @@ import type { BlobStore } from '@lib/blob/store.js';
 import type { PrismaClient } from '@lib/db/client.js';
 import { onTaskAbandoned } from '@lib/tasks/kinds.js';
 import type { TaskStore } from '@lib/tasks/store.js';
+import type { Retrieval } from '@lib/search/retrieval.js';
 import type { Handler } from '../handlers.js';
 import type { JobMetrics } from '../metrics.js';
 import { chunkDocument } from './chunk.js';
@@ -28,6 +29,7 @@ export interface IngestDeps {
   blobs: BlobStore;
   metrics: JobMetrics;
   config: IngestConfig;
+  retrieval: Retrieval;
 }
 
 /**
@@ -36,7 +38,7 @@ export interface IngestDeps {
  * twice (after a crash): the second run replaces what the first wrote, and a
  * cancelled task is never completed.
  */
-export function createIngestHandler({ prisma, tasks, blobs, metrics, config }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
+export function createIngestHandler({ prisma, tasks, blobs, metrics, config, retrieval }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
   return async ({ taskId, documentId }, { job, log, signal }) => {
     const task = await tasks.start(taskId, job.attemptsStarted);
     if (!task) {
@@ -83,7 +85,17 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config }: I
       await report(0.88, 'Splitting into passages', true);
       const chunks = chunkDocument(parsed, { targetChars: config.chunkTargetChars, overlapChars: config.chunkOverlapChars });
       if (chunks.length === 0) throw new IngestError('NO_TEXT', 'No readable text was found in this document.');
-      await report(0.94, `Saving ${chunks.length} passages`, true);
+      await report(0.9, `Indexing ${chunks.length} passages`, true);
+      const points = await retrieval.pointsFor(
+        document.courseId,
+        documentId,
+        chunks.map((c) => ({ id: `${documentId}:${c.position}`, position: c.position, text: c.text })),
+        (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
+      );
+      signal.throwIfAborted();
+      // Qdrant is written first; if the task is then found cancelled, its points are removed again.
+      if (retrieval.store.kind !== 'embedded') await retrieval.write(null, document.courseId, documentId, points);
+      await report(0.96, `Saving ${chunks.length} passages`, true);
       signal.throwIfAborted();
 
       const pages = parsed.pages.length === 0 ? 1 : Math.max(...parsed.pages.map((p) => p.page));
@@ -94,7 +106,7 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config }: I
           if (row?.status !== 'RUNNING') return null;
           await tx.chunk.deleteMany({ where: { documentId } });
           await tx.chunk.createMany({
-            data: chunks.map((c) => ({
+            data: chunks.map((c, i) => ({
               id: `${documentId}:${c.position}`,
               documentId,
               courseId: document.courseId,
@@ -105,8 +117,12 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config }: I
               pageEnd: c.pageEnd,
               charStart: c.charStart,
               charEnd: c.charEnd,
+              tokenCount: points[i]!.terms.length,
             })),
           });
+          if (retrieval.store.kind === 'embedded') await retrieval.write(tx, document.courseId, documentId, points);
+          // Cached search results for the course are now stale.
+          await tx.course.update({ where: { id: document.courseId }, data: { searchVersion: { increment: 1 } } });
           await tx.document.update({
             where: { id: documentId },
             data: { status: 'READY', pages, chunkCount: chunks.length, errorCode: null, errorMessage: null },
@@ -116,6 +132,7 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config }: I
         { timeout: 120_000, maxWait: 10_000 },
       );
       if (!completed) {
+        if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId);
         log.info({ taskId }, 'task was cancelled before its chunks were saved');
         return 'cancelled';
       }

@@ -1,0 +1,175 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
+import type { Chunk } from '@lib/db/client.js';
+import { badInput, notFound } from '@lib/errors.js';
+import { tokenize } from '@lib/search/lexical.js';
+import type { Retrieval } from '@lib/search/retrieval.js';
+import type { DocumentContext } from './documents.js';
+
+export const MAX_QUERY_CHARS = 1000;
+export const MAX_LIMIT = 50;
+const MAX_DOCUMENT_IDS = 100;
+const CACHE_TTL_S = 600;
+const SNIPPET_CHARS = 300;
+
+export interface SearchDeps {
+  retrieval: Retrieval;
+  /** A Redis that may evict: results are cached per course version. */
+  cache: Redis;
+  metrics: { cache: Counter<'result'>; seconds: Histogram<'store'> };
+}
+
+export function createSearchMetrics(registry: Registry): SearchDeps['metrics'] {
+  return {
+    cache: new Counter({
+      name: 'search_cache_total',
+      help: 'Search result cache lookups',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: 'search_duration_seconds',
+      help: 'Time to rank passages (cache misses)',
+      labelNames: ['store'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}
+
+export interface SearchContext extends DocumentContext {
+  search: SearchDeps;
+}
+
+export interface Passage {
+  chunkId: string;
+  documentId: string;
+  text: string;
+  score: number;
+  pageStart: number;
+  pageEnd: number;
+  position: number;
+  heading: string | null;
+  matchedTerms: string[];
+  highlight: string;
+}
+
+const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu;
+
+/** The passage's words whose normalised term is one of the query's, and a snippet around the first. */
+export function highlight(text: string, queryTerms: Set<string>): { matchedTerms: string[]; highlight: string } {
+  const matches: { start: number; end: number; word: string }[] = [];
+  for (const m of text.matchAll(WORD)) {
+    const [term] = tokenize(m[0]);
+    if (term && queryTerms.has(term)) matches.push({ start: m.index, end: m.index + m[0].length, word: m[0] });
+  }
+  const matchedTerms = [...new Set(matches.map((m) => m.word.toLowerCase()))];
+  const first = matches[0];
+  let from = first ? Math.max(0, first.start - SNIPPET_CHARS / 3) : 0;
+  let to = Math.min(text.length, from + SNIPPET_CHARS);
+  // Whole words at the edges.
+  if (from > 0) from = text.indexOf(' ', from) + 1 || from;
+  if (to < text.length) to = Math.max(text.lastIndexOf(' ', to), from + 1);
+  let out = from > 0 ? '…' : '';
+  let cursor = from;
+  for (const m of matches) {
+    if (m.start < from || m.end > to) continue;
+    out += `${escapeHtml(text.slice(cursor, m.start))}<mark>${escapeHtml(text.slice(m.start, m.end))}</mark>`;
+    cursor = m.end;
+  }
+  out += escapeHtml(text.slice(cursor, to)) + (to < text.length ? '…' : '');
+  return { matchedTerms, highlight: out };
+}
+
+/**
+ * Members search their course's material. Bad input is refused before any
+ * work; results are cached in Redis per course and version (every change to
+ * the course's chunks bumps the version, so stale results are never served).
+ */
+export async function searchPassages(
+  ctx: SearchContext,
+  args: { courseId: string; query: string; limit?: number | null; documentIds?: string[] | null },
+): Promise<Passage[]> {
+  const courseId = assertUuid(args.courseId, 'courseId');
+  const query = args.query.trim();
+  if (query.length === 0) throw badInput('The query is empty', 'query');
+  if (query.length > MAX_QUERY_CHARS)
+    throw badInput(`The query is longer than ${MAX_QUERY_CHARS.toLocaleString('en')} characters`, 'query');
+  const limit = args.limit ?? 10;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw badInput(`limit must be 1 to ${MAX_LIMIT}`, 'limit');
+  const documentIds = args.documentIds ? [...new Set(args.documentIds.map((id) => assertUuid(id, 'documentIds')))].sort() : undefined;
+  if (documentIds && (documentIds.length === 0 || documentIds.length > MAX_DOCUMENT_IDS)) {
+    throw badInput(`documentIds must list 1 to ${MAX_DOCUMENT_IDS} documents`, 'documentIds');
+  }
+  const course = await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { searchVersion: true } });
+  if (!course) throw notFound('Course');
+  await requireCourseMember(ctx, courseId);
+
+  const { retrieval, cache, metrics } = ctx.search;
+  const digest = createHash('sha256')
+    .update(JSON.stringify([query, limit, documentIds ?? null, retrieval.dense?.model ?? null]))
+    .digest('base64url');
+  const key = `search:v1:${courseId}:${course.searchVersion}:${digest}`;
+  const cached = await cache.get(key).catch(() => null);
+  if (cached) {
+    metrics.cache.inc({ result: 'hit' });
+    return JSON.parse(cached) as Passage[];
+  }
+  metrics.cache.inc({ result: 'miss' });
+
+  const end = metrics.seconds.startTimer({ store: retrieval.store.kind });
+  const ranked = await retrieval.search({ courseId, query, limit, documentIds });
+  end();
+  const rows = await ctx.prisma.chunk.findMany({ where: { id: { in: ranked.map((r) => r.id) }, courseId } });
+  const byId = new Map<string, Chunk>(rows.map((c) => [c.id, c]));
+  const queryTerms = new Set(tokenize(query));
+  const passages = ranked.flatMap((r) => {
+    const chunk = byId.get(r.id);
+    if (!chunk) return []; // a point whose chunk is gone (a document deleted meanwhile)
+    return [
+      {
+        chunkId: chunk.id,
+        documentId: chunk.documentId,
+        text: chunk.text,
+        score: r.score,
+        pageStart: chunk.pageStart,
+        pageEnd: chunk.pageEnd,
+        position: chunk.position,
+        heading: chunk.heading,
+        ...highlight(chunk.text, queryTerms),
+      },
+    ];
+  });
+  await cache
+    .set(key, JSON.stringify(passages), 'EX', CACHE_TTL_S)
+    .catch((err: unknown) => ctx.log.warn({ err }, 'search cache write failed'));
+  return passages;
+}
+
+/** Starts a REINDEX_COURSE task (teachers and admins). */
+export async function reindexCourse(ctx: SearchContext, rawCourseId: string) {
+  const courseId = assertUuid(rawCourseId, 'courseId');
+  if (!(await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) throw notFound('Course');
+  await requireCourseTeacher(ctx, courseId);
+  const taskId = randomUUID();
+  const task = await ctx.prisma.task.create({
+    data: {
+      id: taskId,
+      kind: 'REINDEX_COURSE',
+      ownerId: ctx.identity.userId,
+      courseId,
+      payload: { taskId, courseId },
+      message: 'Waiting for a worker',
+    },
+  });
+  try {
+    await ctx.docs.queues.enqueue('REINDEX_COURSE', { taskId, courseId });
+  } catch (err) {
+    ctx.log.error({ err, taskId }, 'enqueue failed; the reconciler will enqueue the task');
+  }
+  await ctx.docs.tasks.announce(task).catch(() => {});
+  return { __typename: 'Task', id: taskId };
+}

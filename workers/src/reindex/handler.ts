@@ -1,0 +1,61 @@
+import { UnrecoverableError } from 'bullmq';
+import type { PrismaClient } from '@lib/db/client.js';
+import type { Retrieval } from '@lib/search/retrieval.js';
+import type { TaskStore } from '@lib/tasks/store.js';
+import type { Handler } from '../handlers.js';
+
+/**
+ * Recomputes every vector of a course's ready documents with the current
+ * embedders (after a change of embedding model), one document at a time, each
+ * replaced atomically. Searches keep working meanwhile: the embedded store
+ * only compares vectors of the current model, Qdrant uses a collection per model.
+ */
+export function createReindexHandler({
+  prisma,
+  tasks,
+  retrieval,
+}: {
+  prisma: PrismaClient;
+  tasks: TaskStore;
+  retrieval: Retrieval;
+}): Handler<'REINDEX_COURSE'> {
+  return async ({ taskId, courseId }, { job, log, signal }) => {
+    if (!(await tasks.start(taskId, job.attemptsStarted))) return 'skipped';
+    const documents = await prisma.document.findMany({
+      where: { courseId, status: 'READY' },
+      select: { id: true },
+      orderBy: { createdAt: 'asc' },
+    });
+    if (!(await prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) {
+      await tasks.fail(taskId, 'NOT_FOUND', 'The course no longer exists.');
+      throw new UnrecoverableError('course not found');
+    }
+    let chunks = 0;
+    for (const [i, doc] of documents.entries()) {
+      signal.throwIfAborted();
+      const rows = await prisma.chunk.findMany({
+        where: { documentId: doc.id },
+        select: { id: true, position: true, text: true },
+        orderBy: { position: 'asc' },
+      });
+      const points = await retrieval.pointsFor(courseId, doc.id, rows);
+      if (retrieval.store.kind === 'embedded') {
+        await prisma.$transaction(async (tx) => {
+          await retrieval.write(tx, courseId, doc.id, points);
+          for (const p of points) await tx.chunk.update({ where: { id: p.id }, data: { tokenCount: p.terms.length } });
+        });
+      } else {
+        await retrieval.write(null, courseId, doc.id, points);
+      }
+      chunks += rows.length;
+      await tasks.progress(taskId, (i + 1) / documents.length, `Re-indexed ${i + 1} of ${documents.length} documents`);
+    }
+    const completed = await prisma.$transaction(async (tx) => {
+      await tx.course.update({ where: { id: courseId }, data: { searchVersion: { increment: 1 } } });
+      return tasks.completeIn(tx, taskId, `Re-indexed ${chunks} passages in ${documents.length} documents`);
+    });
+    await tasks.announce(completed);
+    log.info({ courseId, documents: documents.length, chunks }, 'course re-indexed');
+    return 'completed';
+  };
+}
