@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ensureDatabase } from './lib/database.js';
 import { startService, stopService } from './lib/stack.js';
@@ -112,7 +113,7 @@ try {
   const fmt = (name: string, r: Result) =>
     `  ${name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   CPU ${r.cpuMsPerRequest?.toFixed(2)} ms/req   errors ${r.errors + r.non2xx}`;
   console.log(
-    `\n${values.connections} connections, ${values.duration} s per run; 2 cores shared by the load generator, the gateway and four subgraphs`,
+    `\n${values.connections} connections, ${values.duration} s per run; ${availableParallelism()} cores shared by the load generator, the gateway and four subgraphs`,
   );
   for (const [label, query] of Object.entries(QUERIES)) {
     // Warm both (JIT, pools), then measure each in turn.

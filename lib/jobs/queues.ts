@@ -41,7 +41,7 @@ export function createJobQueues(connection: ConnectionOptions, onError: (err: Er
       const data = parsePayload(name, payload);
       const job = await queueFor(name).getJob(data.taskId);
       const state = job ? await job.getState() : 'unknown';
-      if (job && state === 'failed') await job.retry('failed');
+      if (job && state === 'failed') await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       else if (job && state === 'completed') {
         await job.remove();
         await queueFor(name).add(name, data, { jobId: data.taskId });

@@ -112,7 +112,11 @@ describe('qdrant vector store', () => {
         [`GET /collections/${name}/exists`, `GET /collections/${name}`],
       );
 
-      await rejectsWith(store(fake, name).ensureReady({ model: 'test-embed', dimensions: 8 }), 'VECTOR_STORE_REJECTED', /holds 4-dimensional .* gives 8.*collectionFor/);
+      await rejectsWith(
+        store(fake, name).ensureReady({ model: 'test-embed', dimensions: 8 }),
+        'VECTOR_STORE_REJECTED',
+        /holds 4-dimensional .* gives 8.*collectionFor/,
+      );
     });
 
     it('creates a sparse-only collection without dense vectors, and refuses to add a model to it later', async () => {
@@ -207,14 +211,24 @@ describe('qdrant vector store', () => {
 
       // A shorter version of the document leaves no stale chunks behind.
       await s.replaceDocument('c1', 'd1', points.slice(0, 3));
-      assert.deepEqual(fake.points(name).map((p) => p.payload['chunk_id']).sort(), ['d1:0', 'd1:1', 'd1:2']);
+      assert.deepEqual(
+        fake
+          .points(name)
+          .map((p) => p.payload['chunk_id'])
+          .sort(),
+        ['d1:0', 'd1:1', 'd1:2'],
+      );
     });
 
     it('refuses points of another course or document before sending anything', async () => {
       const s = store(fake, unique('mixed'));
       await s.ensureReady(null);
       fake.clearLog();
-      await rejectsWith(s.replaceDocument('c1', 'd1', [chunk('c2', 'd1', 0, sv({ 1: 1 }))]), 'VECTOR_STORE_REJECTED', /belongs to course c2/);
+      await rejectsWith(
+        s.replaceDocument('c1', 'd1', [chunk('c2', 'd1', 0, sv({ 1: 1 }))]),
+        'VECTOR_STORE_REJECTED',
+        /belongs to course c2/,
+      );
       assert.equal(fake.requests.length, 0);
     });
 
@@ -326,7 +340,13 @@ describe('qdrant vector store', () => {
     it('restricts to the given documents in every prefetch and at the root, and sends nothing for an empty list', async () => {
       const name = unique('docs');
       const s = await seed(name);
-      const hits = await s.search({ courseId: 'A', sparse: sv({ 1: 1, 2: 1 }), dense: [1, 0, 0, 0], documentIds: ['a2', 'a2', 'b1'], limit: 10 });
+      const hits = await s.search({
+        courseId: 'A',
+        sparse: sv({ 1: 1, 2: 1 }),
+        dense: [1, 0, 0, 0],
+        documentIds: ['a2', 'a2', 'b1'],
+        limit: 10,
+      });
       assert.deepEqual(
         hits.map((h) => h.id),
         ['a2:0'],
@@ -384,12 +404,22 @@ describe('qdrant vector store', () => {
       await s.ensureReady(null);
       fake.fail({ path: /\/points\/query$/, status: 502, body: '<html>Bad gateway</html>', times: 3 });
       fake.clearLog();
-      await rejectsWith(s.search({ courseId: 'A', sparse: sv({ 1: 1 }), limit: 1 }), 'VECTOR_STORE_UNAVAILABLE', /HTTP 502\): <html>Bad gateway/, 502);
+      await rejectsWith(
+        s.search({ courseId: 'A', sparse: sv({ 1: 1 }), limit: 1 }),
+        'VECTOR_STORE_UNAVAILABLE',
+        /HTTP 502\): <html>Bad gateway/,
+        502,
+      );
       assert.equal(fake.requests.length, 3);
 
       fake.fail({ path: /\/points\/query$/, status: 500, body: { status: { error: 'Service internal error: boom' }, time: 0 } });
       fake.clearLog();
-      await rejectsWith(s.search({ courseId: 'A', sparse: sv({ 1: 1 }), limit: 1 }), 'VECTOR_STORE_UNAVAILABLE', /Service internal error: boom/, 500);
+      await rejectsWith(
+        s.search({ courseId: 'A', sparse: sv({ 1: 1 }), limit: 1 }),
+        'VECTOR_STORE_UNAVAILABLE',
+        /Service internal error: boom/,
+        500,
+      );
       assert.equal(fake.requests.length, 1);
     });
 
@@ -413,7 +443,11 @@ describe('qdrant vector store', () => {
         writeConsistencyFactor: 1,
         retry: { attempts: 2, baseDelayMs: 1 },
       });
-      await rejectsWith(closed.ensureReady(null), 'VECTOR_STORE_UNAVAILABLE', /could not be reached \(ECONNREFUSED\) during collection exists/);
+      await rejectsWith(
+        closed.ensureReady(null),
+        'VECTOR_STORE_UNAVAILABLE',
+        /could not be reached \(ECONNREFUSED\) during collection exists/,
+      );
     });
 
     it('maps a request that gets no answer in time to VECTOR_STORE_UNAVAILABLE', async () => {
@@ -438,12 +472,23 @@ describe('qdrant vector store', () => {
     afterEach(() => secured.close());
 
     it('sends it as the api-key header; without it, a 401 is VECTOR_STORE_REJECTED with a hint', async () => {
-      await createQdrantStore({ url: `${secured.url}/`, apiKey: 'sekret', collection: 'k', shardNumber: 1, replicationFactor: 1, writeConsistencyFactor: 1 }).ensureReady(
-        null,
-      );
+      await createQdrantStore({
+        url: `${secured.url}/`,
+        apiKey: 'sekret',
+        collection: 'k',
+        shardNumber: 1,
+        replicationFactor: 1,
+        writeConsistencyFactor: 1,
+      }).ensureReady(null);
       assert.ok(secured.requests.every((r) => r.headers['api-key'] === 'sekret'));
       await rejectsWith(
-        createQdrantStore({ url: secured.url, collection: 'k', shardNumber: 1, replicationFactor: 1, writeConsistencyFactor: 1 }).ensureReady(null),
+        createQdrantStore({
+          url: secured.url,
+          collection: 'k',
+          shardNumber: 1,
+          replicationFactor: 1,
+          writeConsistencyFactor: 1,
+        }).ensureReady(null),
         'VECTOR_STORE_REJECTED',
         /HTTP 401\): Must provide an API key .*check the Qdrant API key/,
         401,

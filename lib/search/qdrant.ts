@@ -174,6 +174,8 @@ function errorDetail(text: string, statusText: string): string {
 
 export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
   const base = opts.url.replace(/\/+$/, '');
+  /** For messages: without any credentials the URL may carry. */
+  const where = URL.canParse(base) ? new URL(base).origin : 'the configured URL';
   const collection = opts.collection;
   const collectionPath = `/collections/${encodeURIComponent(collection)}`;
   const doFetch = opts.fetch ?? fetch;
@@ -209,7 +211,9 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
       return {
         ok: false,
         retry: true,
-        error: new VectorStoreError('VECTOR_STORE_UNAVAILABLE', `Qdrant at ${base} ${why} during ${c.operation}`, undefined, { cause: err }),
+        error: new VectorStoreError('VECTOR_STORE_UNAVAILABLE', `Qdrant at ${where} ${why} during ${c.operation}`, undefined, {
+          cause: err,
+        }),
       };
     }
     if (status >= 200 && status < 300) {
@@ -251,7 +255,10 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
       if (outcome.ok) return outcome.result;
       if (!outcome.retry || n >= attempts) throw outcome.error;
       const delay = Math.round(baseDelayMs * 2 ** (n - 1) * (0.5 + Math.random() / 2));
-      log?.warn({ operation: c.operation, attempt: n, status: outcome.error.status, delayMs: delay, err: outcome.error.message }, 'qdrant request failed, retrying');
+      log?.warn(
+        { operation: c.operation, attempt: n, status: outcome.error.status, delayMs: delay, err: outcome.error.message },
+        'qdrant request failed, retrying',
+      );
       await sleep(delay);
     }
   }
@@ -279,12 +286,16 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
     const sparseParams = sparse?.[SPARSE_VECTOR];
     if (!sparseParams) throw mismatch(`has no sparse vector "${SPARSE_VECTOR}": it was not created by this store`);
     if (sparseParams.modifier !== 'idf') {
-      throw mismatch(`has sparse vector "${SPARSE_VECTOR}" without the IDF modifier: BM25 scores would be wrong; re-index into a new collection`);
+      throw mismatch(
+        `has sparse vector "${SPARSE_VECTOR}" without the IDF modifier: BM25 scores would be wrong; re-index into a new collection`,
+      );
     }
     if (dense === null) return;
     const named = vectors && !('size' in vectors) ? (vectors as Record<string, VectorParams>)[DENSE_VECTOR] : undefined;
     if (!named) {
-      throw mismatch(`has no dense vector "${DENSE_VECTOR}" for model ${dense.model}: use collectionFor(base, dense) to index into a new collection`);
+      throw mismatch(
+        `has no dense vector "${DENSE_VECTOR}" for model ${dense.model}: use collectionFor(base, dense) to index into a new collection`,
+      );
     }
     if (named.size !== dense.dimensions) {
       throw mismatch(
@@ -412,7 +423,12 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
       } else {
         return [];
       }
-      const result = await call<{ points: ScoredPoint[] }>({ operation: 'query points', method: 'POST', path: `${collectionPath}/points/query`, body });
+      const result = await call<{ points: ScoredPoint[] }>({
+        operation: 'query points',
+        method: 'POST',
+        path: `${collectionPath}/points/query`,
+        body,
+      });
       const out: ScoredChunk[] = [];
       for (const point of result.points) {
         const chunkId = point.payload?.['chunk_id'];

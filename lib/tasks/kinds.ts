@@ -17,3 +17,13 @@ export const onTaskAbandoned: Record<
   // A re-index leaves the existing index in place until it has a complete new one: nothing to undo.
   REINDEX_COURSE: async () => undefined,
 };
+
+/** What a task's subject needs when a failed task is queued again. */
+export const onTaskRetried: Record<Task['kind'], (tx: Prisma.TransactionClient, task: Pick<Task, 'id'>) => Promise<unknown>> = {
+  INGEST_DOCUMENT: (tx, task) =>
+    tx.document.updateMany({
+      where: { taskId: task.id, status: 'FAILED' },
+      data: { status: 'PROCESSING', errorCode: null, errorMessage: null },
+    }),
+  REINDEX_COURSE: async () => undefined,
+};

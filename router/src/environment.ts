@@ -14,7 +14,6 @@ const schema = z
     NODE_ENV: envParts.nodeEnv,
     HOST: envParts.host,
     PORT: envParts.port(4000),
-    PUBLIC_URL: z.string().url().optional(),
     LOG_LEVEL: envParts.logLevel,
     LOG_FORMAT: envParts.logFormat,
 

@@ -103,7 +103,19 @@ export async function stopService(service: ServiceProcess, graceMs = 20_000): Pr
   return code;
 }
 
-/** The four subgraphs, then the router pointed at them. */
+/** Starts services in parallel; if any fails, stops the ones that started and rethrows. */
+async function startAll(starting: Promise<ServiceProcess>[]): Promise<ServiceProcess[]> {
+  const settled = await Promise.allSettled(starting);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (failed) {
+    await Promise.all(started.map((s) => stopService(s)));
+    throw failed.reason;
+  }
+  return started;
+}
+
+/** The four subgraphs and the workers, then the router pointed at the subgraphs. */
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const services: Record<string, ServiceProcess> = {};
   const stop = async () => {
@@ -119,11 +131,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     );
   };
   try {
-    const subgraphs = await Promise.all(
+    const subgraphs = await startAll(
       SUBGRAPHS.map((name) => startService(name, { ...opts.env, PORT: String(opts.ports?.[name] ?? 0), ...opts.perService?.[name] }, opts)),
     );
     for (const s of subgraphs) services[s.name] = s;
-    const workers = await Promise.all(
+    const workers = await startAll(
       Array.from({ length: opts.workers ?? 1 }, (_, i) =>
         startService(
           `worker-${i + 1}`,

@@ -224,10 +224,13 @@ describe('document ingestion as a background task', () => {
     const again = await waitForTask(stack, token, failed.id);
     assert.equal(again.status, 'FAILED', 'ran again and failed again');
     assert.equal(again.error?.code, 'ENCRYPTED_PDF');
+    assert.equal(again.attempts, 1, 'a retry starts counting attempts afresh');
+    assert.equal(again.document?.status, 'FAILED');
 
     const stranger = await stack.token(stack.user('stranger'), 'TEACHER');
+    // A stranger cannot tell a task they may not see from one that does not exist.
     const peek = await stack.gql('query($id: ID!) { task(id: $id) { id } }', { id: failed.id }, { token: stranger });
-    assert.equal(peek.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+    assert.equal(peek.body.errors?.[0]?.extensions?.['code'], 'NOT_FOUND');
 
     const good = await upload(stack, token, await makeTextPdf(PAGES.slice(0, 2)), 'keep.pdf');
     const done = await waitForTask(
@@ -327,12 +330,21 @@ describe('document ingestion as a background task', () => {
     const courseId = await createCourse(stack, token, 'Shutdown');
     const up = await upload(stack, token, await makeLargePdf(80), 'shutdown.pdf');
     const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Shutdown' });
-    const watch = subscribe<{ taskUpdated: TaskView }>(stack.routerUrl, token, `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`, {
-      id: task.id,
-    });
+    const watch = subscribe<{ taskUpdated: TaskView }>(
+      stack.routerUrl,
+      token,
+      `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
+      {
+        id: task.id,
+      },
+    );
     await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > 0.1);
     const runner = Object.values(stack.services).find(
-      (s) => s.name.startsWith('worker') && s.child.exitCode === null && s.child.signalCode === null && s.lines.some((l) => l.includes('job started') && l.includes(task.id)),
+      (s) =>
+        s.name.startsWith('worker') &&
+        s.child.exitCode === null &&
+        s.child.signalCode === null &&
+        s.lines.some((l) => l.includes('job started') && l.includes(task.id)),
     );
     assert.ok(runner, 'found the worker running the job');
     runner.child.kill('SIGTERM');

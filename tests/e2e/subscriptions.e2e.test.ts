@@ -49,7 +49,7 @@ describe('task subscriptions over graphql-ws', () => {
     const sub = subscribe(stack.routerUrl, strangerToken, TASK_SUB, { id: task.id });
     await assert.rejects(sub.done, (errors: unknown) => {
       assert.ok(Array.isArray(errors));
-      assert.equal((errors[0] as { extensions?: { code?: string } }).extensions?.code, 'FORBIDDEN');
+      assert.equal((errors[0] as { extensions?: { code?: string } }).extensions?.code, 'NOT_FOUND');
       return true;
     });
     assert.equal(sub.messages.length, 0);

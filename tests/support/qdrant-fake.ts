@@ -111,7 +111,9 @@ function normaliseId(id: unknown): string {
     const hex = id.replace(/-/g, '').toLowerCase();
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
-  throw badRequest(`Format error in JSON body: value ${JSON.stringify(id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`);
+  throw badRequest(
+    `Format error in JSON body: value ${JSON.stringify(id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`,
+  );
 }
 
 function asSparse(x: unknown): SparseVector | undefined {
@@ -151,7 +153,8 @@ function matchesFilter(filter: unknown, payload: Record<string, unknown>): boole
 function matchesCondition(c: unknown, payload: Record<string, unknown>): boolean {
   if (!isObject(c)) throw badRequest('Format error in JSON body: data did not match any variant of untagged enum Condition');
   if ('must' in c || 'should' in c || 'must_not' in c) return matchesFilter(c, payload);
-  if (typeof c['key'] !== 'string') throw badRequest('Format error in JSON body: data did not match any variant of untagged enum Condition');
+  if (typeof c['key'] !== 'string')
+    throw badRequest('Format error in JSON body: data did not match any variant of untagged enum Condition');
   onlyFields('field condition', c, ['key', 'match']);
   const match = c['match'];
   const raw = payload[c['key']];
@@ -180,7 +183,9 @@ const byScore = (a: Scored, b: Scored) => b.score - a.score || (a.id < b.id ? -1
 /** Qdrant's RRF: 1 / (position + k), position from 0, k = 2 by default; summed over the lists. */
 function rrf(lists: Scored[][], k: number, weights?: number[]): Scored[] {
   if (weights && weights.length !== lists.length) {
-    throw badRequest(`Bad request: Number of weights in RRF should match number of pre-fetches: got ${weights.length}, expected ${lists.length}`);
+    throw badRequest(
+      `Bad request: Number of weights in RRF should match number of pre-fetches: got ${weights.length}, expected ${lists.length}`,
+    );
   }
   const scores = new Map<string, number>();
   lists.forEach((list, i) => {
@@ -200,7 +205,8 @@ function scoreVector(col: FakeCollection, candidates: FakePoint[], query: unknow
   if (dense) {
     const params = col.vectors[name];
     if (!params) throw badRequest(`Wrong input: Not existing vector name error: ${name}`);
-    if (dense.length !== params.size) throw badRequest(`Wrong input: Vector dimension error: expected dim: ${params.size}, got ${dense.length}`);
+    if (dense.length !== params.size)
+      throw badRequest(`Wrong input: Vector dimension error: expected dim: ${params.size}, got ${dense.length}`);
     const norm = Math.hypot(...dense);
     const out: Scored[] = [];
     for (const p of candidates) {
@@ -279,7 +285,8 @@ function runQuery(col: FakeCollection, node: Record<string, unknown>): Scored[] 
 
 function selectPayload(payload: Record<string, unknown>, withPayload: unknown): Record<string, unknown> | null {
   if (withPayload === true) return payload;
-  if (Array.isArray(withPayload)) return Object.fromEntries(withPayload.filter((k: string) => k in payload).map((k: string) => [k, payload[k]]));
+  if (Array.isArray(withPayload))
+    return Object.fromEntries(withPayload.filter((k: string) => k in payload).map((k: string) => [k, payload[k]]));
   if (withPayload === undefined || withPayload === false || withPayload === null) return null;
   throw unsupported(`with_payload ${JSON.stringify(withPayload)}`);
 }
@@ -346,11 +353,15 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
       throw badRequest(`Query deserialize error: unknown variant \`${ordering}\`, expected one of \`weak\`, \`medium\`, \`strong\``);
     }
     const wait = query['wait'];
-    if (wait !== undefined && wait !== 'true' && wait !== 'false') throw badRequest('Query deserialize error: provided string was not `true` or `false`');
+    if (wait !== undefined && wait !== 'true' && wait !== 'false')
+      throw badRequest('Query deserialize error: provided string was not `true` or `false`');
   }
 
   /** With wait=true Qdrant answers once the change is applied, otherwise as soon as it is queued. */
-  const updated = (q: Record<string, string>) => ({ operation_id: operationId++, status: q['wait'] === 'true' ? 'completed' : 'acknowledged' });
+  const updated = (q: Record<string, string>) => ({
+    operation_id: operationId++,
+    status: q['wait'] === 'true' ? 'completed' : 'acknowledged',
+  });
 
   function createCollection(name: string, body: unknown): boolean {
     if (collections.has(name)) throw new ApiError(409, `Wrong input: Collection \`${name}\` already exists!`);
@@ -378,14 +389,19 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
     }
     const int = (key: string) => {
       const v = body[key] ?? 1;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw badRequest(`Validation error in JSON body: ${key} must be at least 1`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+        throw badRequest(`Validation error in JSON body: ${key} must be at least 1`);
       return v;
     };
     collections.set(name, {
       name,
       vectors: dense,
       sparse,
-      params: { shard_number: int('shard_number'), replication_factor: int('replication_factor'), write_consistency_factor: int('write_consistency_factor') },
+      params: {
+        shard_number: int('shard_number'),
+        replication_factor: int('replication_factor'),
+        write_consistency_factor: int('write_consistency_factor'),
+      },
       indexes: new Map(),
       points: new Map(),
     });
@@ -393,7 +409,8 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
   }
 
   function createIndex(col: FakeCollection, body: unknown, q: Record<string, string>) {
-    if (!isObject(body) || typeof body['field_name'] !== 'string') throw badRequest('Format error in JSON body: missing field `field_name`');
+    if (!isObject(body) || typeof body['field_name'] !== 'string')
+      throw badRequest('Format error in JSON body: missing field `field_name`');
     onlyFields('create index', body, ['field_name', 'field_schema']);
     const schema = body['field_schema'];
     let params: Record<string, unknown>;
@@ -532,7 +549,13 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
         rule.left--;
         if (rule.network === 'reset') return req.socket.destroy();
         if (rule.network === 'hang') return;
-        return send(req, res, path, rule.status ?? 500, rule.body ?? { status: { error: 'Service internal error: (qdrant fake) failure' }, time: time() });
+        return send(
+          req,
+          res,
+          path,
+          rule.status ?? 500,
+          rule.body ?? { status: { error: 'Service internal error: (qdrant fake) failure' }, time: time() },
+        );
       }
       if (opts.apiKey !== undefined && req.headers['api-key'] !== opts.apiKey) {
         return send(req, res, path, 401, 'Must provide an API key or an Authorization bearer token');

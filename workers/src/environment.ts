@@ -20,6 +20,8 @@ const schema = z
     WORKER_LOCK_DURATION_MS: envParts.ms(30_000),
     WORKER_STALLED_INTERVAL_MS: envParts.ms(30_000),
     RECONCILE_INTERVAL_MS: envParts.ms(30_000),
+    /** Must match the router's: uploads older than this (plus an hour) that no document uses are deleted. */
+    UPLOAD_TTL_S: envParts.positiveInt(24 * 3600),
 
     INGEST_MAX_PAGES: envParts.positiveInt(2000),
     INGEST_MAX_CHARS: envParts.positiveInt(20_000_000),

@@ -17,7 +17,7 @@ import { createIngestHandler } from './ingest/handler.js';
 import { createReindexHandler } from './reindex/handler.js';
 import { createRetrieval } from '@lib/search/retrieval.js';
 import { createJobMetrics } from './metrics.js';
-import { reconcile, startWorkers } from './runner.js';
+import { reconcile, startWorkers, sweepUploads } from './runner.js';
 
 /** Composition root of a worker process: every job handler, on its queue. */
 async function main() {
@@ -39,6 +39,7 @@ async function main() {
   const publisher = createTaskEventPublisher(connection);
   const events = await createTaskEventStream(connection, onError);
   const tasks = createTaskStore(prisma, publisher);
+  const blobs = createLocalBlobStore(env.BLOB_DIR);
   const retrieval = await createRetrieval(prisma, env, log.child({ component: 'retrieval' }));
   const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT')]);
 
@@ -58,7 +59,7 @@ async function main() {
         retrieval,
         prisma,
         tasks,
-        blobs: createLocalBlobStore(env.BLOB_DIR),
+        blobs,
         metrics: jobMetrics,
         config: {
           maxPages: env.INGEST_MAX_PAGES,
@@ -75,6 +76,7 @@ async function main() {
 
   const reconciler = setInterval(() => {
     reconcile(prisma, queues, log, env.RECONCILE_INTERVAL_MS).catch((err) => log.warn({ err }, 'reconcile failed'));
+    sweepUploads(prisma, blobs, log, (env.UPLOAD_TTL_S + 3600) * 1000).catch((err) => log.warn({ err }, 'upload sweep failed'));
   }, env.RECONCILE_INTERVAL_MS);
   reconciler.unref();
 

@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bu
 import type { PrismaClient } from '@lib/db/client.js';
 import { isJobName, jobNames, jobs, parsePayload, type JobName } from '@lib/jobs/contracts.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
+import type { BlobStore } from '@lib/blob/store.js';
 import type { Logger } from '@lib/logger.js';
 import type { TaskEventStream } from '@lib/tasks/events.js';
 import { onTaskAbandoned } from '@lib/tasks/kinds.js';
@@ -111,7 +112,7 @@ export function startWorkers(opts: RunnerOptions) {
 
   return {
     workers,
-    /** Waits for active jobs; after `graceMs`, aborts them and leaves them to be taken over. */
+    /** Waits for active jobs; after `graceMs`, leaves the rest to be taken over by other workers. */
     async close(graceMs: number) {
       unsubscribe();
       const closing = Promise.all(workers.map((w) => w.close()));
@@ -119,11 +120,9 @@ export function startWorkers(opts: RunnerOptions) {
         closing.then(() => false),
         new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),
       ]);
-      if (timedOut) {
-        log.warn({ graceMs }, 'active jobs did not finish in time; handing them back');
-        for (const w of workers) w.cancelAllJobs('SHUTDOWN');
-        await Promise.all(workers.map((w) => w.close(true)));
-      }
+      // Jobs still running are handed back by going away: their locks stop being renewed and,
+      // after the lock duration, another worker takes them over as stalled (no attempt lost).
+      if (timedOut) log.warn({ graceMs }, 'active jobs did not finish in time; leaving them to be taken over');
     },
   };
 }
@@ -151,3 +150,23 @@ export async function reconcile(prisma: PrismaClient, queues: JobQueues, log: Lo
 }
 
 export type Runner = ReturnType<typeof startWorkers>;
+
+/**
+ * Uploads that were never ingested lose their Redis record when it expires; their files
+ * would stay forever. This deletes files under uploads/ older than the upload lifetime (plus
+ * a margin) that no document references.
+ */
+export async function sweepUploads(prisma: PrismaClient, blobs: BlobStore, log: Logger, olderThanMs: number, max = 1000) {
+  const cutoff = Date.now() - olderThanMs;
+  let deleted = 0;
+  let seen = 0;
+  for await (const entry of blobs.list('uploads/')) {
+    if (++seen > max * 10 || deleted >= max) break;
+    if (entry.modifiedAt.getTime() > cutoff) continue;
+    if (await prisma.document.findFirst({ where: { blobKey: entry.key }, select: { id: true } })) continue;
+    await blobs.delete(entry.key);
+    deleted++;
+  }
+  if (deleted) log.info({ deleted }, 'deleted abandoned uploads');
+  return deleted;
+}

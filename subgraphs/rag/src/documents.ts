@@ -95,7 +95,10 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
     const uploadId = input.uploadId!;
     const meta = await getUpload(ctx.docs.redis, uploadId);
     if (!meta || meta.ownerId !== owner)
-      throw badInput('Upload not found: it may have expired (uploads are kept for 24 hours) or belong to someone else', 'uploadId');
+      throw badInput(
+        'Upload not found: it may have expired (uploads wait a limited time to be ingested) or belong to someone else',
+        'uploadId',
+      );
     const consumed = await consumeUpload(ctx.docs.redis, uploadId, owner);
     if (!consumed) throw badInput('This upload was already used for another document', 'uploadId');
     consumedUpload = consumed;
@@ -138,8 +141,9 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
       ctx.prisma.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } }),
     ]);
   } catch (err) {
-    // Give the upload back, so the teacher can try again with the same id.
+    // Give the upload back, so the teacher can try again with the same id; drop a pasted text's file.
     if (consumedUpload) await saveUpload(ctx.docs.redis, consumedUpload).catch(() => {});
+    else await ctx.docs.blobs.delete(source.blobKey).catch(() => {});
     // Two requests with the same key at once: the loser returns the winner's task.
     if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
       const winner = await existing();

@@ -1,10 +1,10 @@
 import DataLoader from 'dataloader';
 import { assertUuid, requireCourseTeacher, type AccessContext } from '@lib/access.js';
 import type { PrismaClient, Task } from '@lib/db/client.js';
-import { appError, badInput, ErrorCode, forbidden, notFound } from '@lib/errors.js';
+import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import { jobs, type JobName } from '@lib/jobs/contracts.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
-import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import { onTaskAbandoned, onTaskRetried } from '@lib/tasks/kinds.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 
 export interface TaskDeps {
@@ -40,7 +40,8 @@ export async function canSeeTask(ctx: AccessContext, task: Pick<Task, 'ownerId' 
 export async function getTask(ctx: TaskContext, rawId: string): Promise<Task> {
   const task = await ctx.tasks.load(assertUuid(rawId));
   if (!task) throw notFound('Task');
-  if (!(await canSeeTask(ctx, task))) throw forbidden('You cannot see this task');
+  // Someone who may not see a task gets the same answer as for a task that does not exist.
+  if (!(await canSeeTask(ctx, task))) throw notFound('Task');
   return task;
 }
 
@@ -91,6 +92,7 @@ export async function retryTask(ctx: TaskContext, rawId: string): Promise<Task> 
   const task = await getTask(ctx, rawId);
   const reset = await ctx.taskDeps.store.reset(task.id);
   if (!reset) throw appError(ErrorCode.CONFLICT, `Only failed tasks can be retried; this one is ${task.status.toLowerCase()}`);
+  await ctx.prisma.$transaction((tx) => onTaskRetried[task.kind](tx, task));
   const name = task.kind as JobName;
   await ctx.taskDeps.queues.requeue(name, jobs[name].payload.parse(task.payload));
   await ctx.taskDeps.store.announce(reset);

@@ -40,8 +40,14 @@ export interface IngestDeps {
  */
 export function createIngestHandler({ prisma, tasks, blobs, metrics, config, retrieval }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
   return async ({ taskId, documentId }, { job, log, signal }) => {
+    const settleIfCancelled = async () => {
+      if ((await tasks.get(taskId))?.status === 'CANCELLED') {
+        await prisma.$transaction((tx) => onTaskAbandoned.INGEST_DOCUMENT(tx, { id: taskId }, 'CANCELLED', 'Ingestion was cancelled.'));
+      }
+    };
     const task = await tasks.start(taskId, job.attemptsStarted);
     if (!task) {
+      await settleIfCancelled();
       log.info({ taskId }, 'task already finished or cancelled, nothing to do');
       return 'skipped';
     }
@@ -133,6 +139,7 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
       );
       if (!completed) {
         if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId);
+        await settleIfCancelled();
         log.info({ taskId }, 'task was cancelled before its chunks were saved');
         return 'cancelled';
       }
