@@ -1,9 +1,9 @@
 import { RRF_K, type ScoredChunk } from './types.js';
 
 /**
- * Reciprocal-rank fusion as Qdrant computes it: each ranking adds
- * 1 / (k + rank) for every chunk it holds (rank from 1), k = 60. Ties break by
- * id so the order is deterministic.
+ * Reciprocal-rank fusion: each ranking adds 1 / (k + rank) for every chunk it
+ * holds (rank from 1), k = 60; the Qdrant store requests the same from Qdrant.
+ * Ties break by id so the order is deterministic.
  */
 export function fuseRrf(rankings: ScoredChunk[][], k = RRF_K): ScoredChunk[] {
   const scores = new Map<string, number>();

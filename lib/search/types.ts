@@ -69,5 +69,9 @@ export interface VectorStore {
   search(query: SearchQuery): Promise<ScoredChunk[]>;
 }
 
-/** Reciprocal-rank fusion constant, as Qdrant uses (score = sum of 1 / (k + rank)), rank from 1. */
+/**
+ * Reciprocal-rank fusion: score = sum of 1 / (RRF_K + rank), rank from 1. Qdrant's default
+ * is different (k = 2, position from 0), so the Qdrant store asks for k = RRF_K + 1 explicitly
+ * and both stores fuse identically.
+ */
 export const RRF_K = 60;
