@@ -9,7 +9,7 @@ import type { Retrieval } from '@lib/search/retrieval.js';
 import type { DocumentContext } from './documents.js';
 
 export const MAX_QUERY_CHARS = 1000;
-export const MAX_LIMIT = 50;
+export const MAX_LIMIT = 100;
 const MAX_DOCUMENT_IDS = 100;
 const CACHE_TTL_S = 600;
 const SNIPPET_CHARS = 300;

@@ -26,12 +26,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MESSAGES } from './messages.js';
-import type { ChildMessage } from './parse-child.js';
+import { decodeText, markdownTitle, type ChildMessage } from './parse-child.js';
 import { IngestError, isIngestErrorCode, type DocumentFormat, type ParsedDocument, type ParsedPage } from './types.js';
 
 export interface ParseOptions {
@@ -129,6 +129,7 @@ export async function parseDocument(opts: ParseOptions): Promise<ParseResult> {
   checkLimits(opts);
   const { signal } = opts;
   if (signal?.aborted) throw abortReason(signal);
+  if (opts.format === 'TEXT' || opts.format === 'MARKDOWN') return parsePlainInProcess(opts);
 
   const memoryLimitKb = Math.floor(opts.memoryLimitMb * 1024);
   const nodeArgs = [
@@ -330,4 +331,22 @@ export async function parseText(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Plain text and Markdown need no parser that could blow up: strict decoding, a size check
+ * before reading, and linear scans. They are read here, without a child process (whose start
+ * costs about 0.4 s and 125 MB), so a course of thousands of short texts ingests quickly.
+ * PDF and HTML still go to the sandbox.
+ */
+async function parsePlainInProcess(opts: ParseOptions): Promise<ParseResult> {
+  const { size } = await stat(opts.path);
+  // UTF-8 needs at most 4 bytes a character: a larger file cannot fit the character budget.
+  if (size > opts.maxChars * 4) throw new IngestError('TOO_LARGE', MESSAGES.tooManyChars(opts.maxChars));
+  const text = decodeText(await readFile(opts.path), opts.format);
+  const body = text.trim() ? text.replace(/^\n+|\s+$/g, '') : '';
+  if (body.length > opts.maxChars) throw new IngestError('TOO_LARGE', MESSAGES.tooManyChars(opts.maxChars));
+  if (!body) throw new IngestError('NO_TEXT', MESSAGES.noText);
+  const title = opts.format === 'MARKDOWN' ? markdownTitle(text) : undefined;
+  return { format: opts.format, pages: [{ page: 1, text: body }], ...(title ? { title } : {}), peakRssMb: 0, unreadablePages: [] };
 }
