@@ -33,17 +33,26 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
   const replaceDocumentIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[]) => {
     await tx.chunkTerm.deleteMany({ where: { documentId } });
     await tx.chunkEmbedding.deleteMany({ where: { documentId } });
-    const postings = points.flatMap((p) =>
-      p.terms.ids.map((termId, i) => ({
-        courseId,
-        termId,
-        chunkId: p.id,
-        documentId,
-        tf: Math.min(p.terms.tf[i]!, 32767),
-        dl: p.terms.length,
-      })),
-    );
-    for (let i = 0; i < postings.length; i += 5000) await tx.chunkTerm.createMany({ data: postings.slice(i, i + 5000) });
+    // One INSERT from arrays (unnest) per 50,000 postings: a parameter per column, not per value.
+    const termIds: number[] = [];
+    const chunkIds: string[] = [];
+    const tfs: number[] = [];
+    const dls: number[] = [];
+    for (const p of points) {
+      p.terms.ids.forEach((termId, i) => {
+        termIds.push(termId);
+        chunkIds.push(p.id);
+        tfs.push(Math.min(p.terms.tf[i]!, 32767));
+        dls.push(p.terms.length);
+      });
+    }
+    for (let i = 0; i < termIds.length; i += 50_000) {
+      const slice = (xs: unknown[]) => xs.slice(i, i + 50_000);
+      await tx.$executeRaw`
+        INSERT INTO "ChunkTerm" ("courseId", "termId", "chunkId", "documentId", tf, dl)
+        SELECT ${courseId}::uuid, t, c, ${documentId}::uuid, f, l
+        FROM unnest(${slice(termIds)}::int[], ${slice(chunkIds)}::text[], ${slice(tfs)}::smallint[], ${slice(dls)}::int[]) AS x(t, c, f, l)`;
+    }
     const dense = points.filter((p) => p.dense);
     if (dense.length && denseModel) {
       for (let i = 0; i < dense.length; i += 500) {
