@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { composeFromConfig, subgraphSdl } from '../../scripts/lib/compose.js';
-import { startService, stopService } from '../../scripts/lib/stack.js';
+import { stopService } from '../../scripts/lib/stack.js';
 import { testInfra } from '../support/infra.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
+import { startExtraRouter, startTestStack, type TestStack } from '../support/stack.js';
 
 const STUDENT_LIMIT = 5;
 
@@ -31,22 +31,7 @@ describe('router', () => {
   });
   after(() => stack?.stop());
 
-  /** Another router process on the same subgraphs, for tests that stop it or change its mode. */
-  const extraRouter = (env: Record<string, string>) =>
-    startService('router', {
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'info',
-      REDIS_URL: testInfra().REDIS_URL,
-      JWT_ISSUER: 'https://idp.test.local/',
-      JWT_AUDIENCE: 'ai-teacher-test',
-      JWT_JWKS: stack.keys.jwks,
-      INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
-      ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
-      ...env,
-    });
+  const extraRouter = (env: Record<string, string>) => startExtraRouter(stack, 'router-extra', env);
 
   it('in production: no introspection, no Sandbox page, still serves queries', async () => {
     const router = await extraRouter({ NODE_ENV: 'production' });

@@ -197,4 +197,23 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
     assert.deepEqual(order.slice(0, 2).sort(), ['Cars', 'Engines'], `${order}`);
     assert.equal(order.indexOf('Trains') === -1 || order.indexOf('Trains') > 1, true);
   });
+
+  it('re-indexes a course as a task, overwriting its vectors rather than adding to them', async () => {
+    const before = (await search(stack, token, courseId, 'automobile engine trains', { limit: 100 })).body.data!.search;
+    const embeddingsBefore = fake.requests.filter((r) => r.path.endsWith('/embeddings')).length;
+    const started = await stack.gql<{ reindexCourse: { id: string; status: string } }>(
+      'mutation($c: ID!) { reindexCourse(courseId: $c) { id status } }',
+      { c: courseId },
+      { token },
+    );
+    assert.equal(started.body.errors, undefined, JSON.stringify(started.body.errors));
+    const done = await waitForTask(stack, token, started.body.data!.reindexCourse.id);
+    assert.equal(done.status, 'COMPLETED');
+    assert.ok(fake.requests.filter((r) => r.path.endsWith('/embeddings')).length > embeddingsBefore, 'vectors were recomputed');
+    const after = (await search(stack, token, courseId, 'automobile engine trains', { limit: 100 })).body.data!.search;
+    assert.deepEqual(after.map((p) => p.chunkId).sort(), before.map((p) => p.chunkId).sort(), 'the same passages, none twice');
+    const student = await stack.token(stack.user('student'), 'STUDENT');
+    const refused = await stack.gql('mutation($c: ID!) { reindexCourse(courseId: $c) { id } }', { c: courseId }, { token: student });
+    assert.equal(refused.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+  });
 });

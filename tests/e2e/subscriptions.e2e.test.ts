@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startService, stopService, type ServiceProcess } from '../../scripts/lib/stack.js';
+import { stopService, type ServiceProcess } from '../../scripts/lib/stack.js';
 import { TASK_FIELDS, createCourse, ingest, upload, waitForTask, type TaskView } from '../support/ingest.js';
-import { testInfra } from '../support/infra.js';
 import { makeLargePdf } from '../support/pdf-fixtures.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
+import { startExtraRouter, startTestStack, type TestStack } from '../support/stack.js';
 import { subscribe } from '../support/ws.js';
 
 const TASK_SUB = `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`;
@@ -20,20 +19,7 @@ describe('task subscriptions over graphql-ws', () => {
   });
   after(() => stack?.stop());
 
-  const secondRouter = () =>
-    startService('router-2', {
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_FORMAT: 'json',
-      REDIS_URL: testInfra().REDIS_URL,
-      BLOB_DIR: stack.blobDir,
-      JWT_ISSUER: 'https://idp.test.local/',
-      JWT_AUDIENCE: 'ai-teacher-test',
-      JWT_JWKS: stack.keys.jwks,
-      INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
-      ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
-    });
+  const secondRouter = () => startExtraRouter(stack, 'router-2');
 
   it('refuses a connection without a valid token', async () => {
     const none = subscribe(stack.routerUrl, undefined, 'subscription { myTaskUpdated { id } }');

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '../../lib/identity.js';
-import { startStack, type Stack } from '../../scripts/lib/stack.js';
+import { startService, startStack, type Stack } from '../../scripts/lib/stack.js';
 import { testInfra } from './infra.js';
 import { createTestKeys, TEST_AUDIENCE, TEST_ISSUER, type TestKeys } from './keys.js';
 
@@ -97,6 +97,25 @@ export async function startTestStack(
       return (query, variables) => gql(query, variables, { token });
     },
   };
+}
+
+/** Another router process on the same subgraphs, for tests that stop it, restart it or change its mode. */
+export function startExtraRouter(stack: TestStack, name: string, env: Record<string, string> = {}) {
+  return startService(name, {
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    REDIS_URL: testInfra().REDIS_URL,
+    BLOB_DIR: stack.blobDir,
+    JWT_ISSUER: TEST_ISSUER,
+    JWT_AUDIENCE: TEST_AUDIENCE,
+    JWT_JWKS: stack.keys.jwks,
+    INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(stack.keys.internal.privateJwk),
+    ...Object.fromEntries(['rag', 'chat', 'exam', 'tasks'].map((s) => [`SUBGRAPH_${s.toUpperCase()}_URL`, stack.services[s]!.url])),
+    ...env,
+  });
 }
 
 /** Parses the JSON log lines a service printed. */

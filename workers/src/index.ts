@@ -1,17 +1,14 @@
 import express from 'express';
-import { Redis } from 'ioredis';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalBlobStore } from '@lib/blob/local.js';
 import { createPrisma } from '@lib/db/client.js';
-import { createJobQueues } from '@lib/jobs/queues.js';
 import { createLifecycle, runMain } from '@lib/lifecycle.js';
 import { createLogger } from '@lib/logger.js';
 import { createMetrics } from '@lib/metrics.js';
 import { mountProbes } from '@lib/probes.js';
-import { bullConnection, redisOptionsFromUrl } from '@lib/redis.js';
-import { createTaskEventPublisher, createTaskEventStream } from '@lib/tasks/events.js';
-import { createTaskStore } from '@lib/tasks/store.js';
+import { createTaskEventStream } from '@lib/tasks/events.js';
+import { createTaskInfra } from '@lib/tasks/infra.js';
 import { readEnv } from './environment.js';
 import { createIngestHandler } from './ingest/handler.js';
 import { createReindexHandler } from './reindex/handler.js';
@@ -24,9 +21,6 @@ async function main() {
   const env = readEnv();
   const log = createLogger({ service: 'worker', level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const metrics = createMetrics('worker');
-  const connection = bullConnection(env.REDIS_URL);
-  const redis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: null }));
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   const prisma = createPrisma({
     url: env.DATABASE_URL,
     max: env.DB_POOL_MAX,
@@ -34,11 +28,9 @@ async function main() {
     log: log.child({ component: 'prisma' }),
     applicationName: 'worker',
   });
-  const onError = (err: Error) => log.error({ err }, 'queue error');
-  const queues = createJobQueues(connection, onError);
-  const publisher = createTaskEventPublisher(connection);
-  const events = await createTaskEventStream(connection, onError);
-  const tasks = createTaskStore(prisma, publisher);
+  const infra = createTaskInfra(env.REDIS_URL, prisma, log);
+  const { connection, redis, queues, tasks } = infra;
+  const events = await createTaskEventStream(connection, (err) => log.error({ err }, 'task event stream error'));
   const blobs = createLocalBlobStore(env.BLOB_DIR);
   const retrieval = await createRetrieval(prisma, env, log.child({ component: 'retrieval' }));
   const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT')]);
@@ -89,9 +81,9 @@ async function main() {
     steps: [
       { name: 'reconciler', run: async () => clearInterval(reconciler) },
       { name: 'workers', run: () => runner.close(env.SHUTDOWN_TIMEOUT_MS) },
-      { name: 'events', run: () => Promise.all([events.close(), publisher.close(), queues.close()]) },
+      { name: 'events', run: () => events.close() },
       { name: 'http', run: () => new Promise<void>((resolve) => server.close(() => resolve())) },
-      { name: 'clients', run: () => Promise.all([prisma.$disconnect(), redis.quit()]) },
+      { name: 'clients', run: () => Promise.all([prisma.$disconnect(), infra.close()]) },
     ],
   });
   mountProbes(app, {

@@ -1,10 +1,6 @@
-import { Redis } from 'ioredis';
-import { createJobQueues } from '@lib/jobs/queues.js';
 import { runMain } from '@lib/lifecycle.js';
-import { bullConnection, redisOptionsFromUrl } from '@lib/redis.js';
 import { createSubgraphBase } from '@lib/subgraph-main.js';
-import { createTaskEventPublisher } from '@lib/tasks/events.js';
-import { createTaskStore } from '@lib/tasks/store.js';
+import { createTaskInfra } from '@lib/tasks/infra.js';
 import { readEnv } from './environment.js';
 import { createContextFactory, resolvers } from './resolvers.js';
 
@@ -12,17 +8,13 @@ import { createContextFactory, resolvers } from './resolvers.js';
 async function main() {
   const env = readEnv();
   const base = await createSubgraphBase('tasks', env);
-  const connection = bullConnection(env.REDIS_URL);
-  const redis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: null }));
-  redis.on('error', (err) => base.log.warn({ err: err.message }, 'redis error'));
-  const queues = createJobQueues(connection, (err) => base.log.error({ err }, 'queue error'));
-  const publisher = createTaskEventPublisher(connection);
+  const infra = createTaskInfra(env.REDIS_URL, base.prisma, base.log);
   await base.start({
     schemaUrl: new URL('../schema.graphql', import.meta.url),
     resolvers,
-    createContext: createContextFactory(base.prisma, { queues, store: createTaskStore(base.prisma, publisher) }),
-    checks: { redis: () => redis.ping() },
-    closeSteps: [{ name: 'redis', run: () => Promise.all([queues.close(), publisher.close(), redis.quit()]) }],
+    createContext: createContextFactory(base.prisma, { queues: infra.queues, store: infra.tasks }),
+    checks: { redis: () => infra.redis.ping() },
+    closeSteps: [{ name: 'redis', run: () => infra.close() }],
   });
 }
 
