@@ -99,7 +99,8 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
   return {
     kind: 'embedded',
     async ensureReady(d) {
-      denseModel = d?.model ?? null;
+      // Model and size together name the vector space: a change of either is a new space.
+      denseModel = d ? `${d.model}@${d.dimensions}` : null;
     },
     replaceDocumentIn,
     replaceDocument: (courseId, documentId, points) => prisma.$transaction((tx) => replaceDocumentIn(tx, courseId, documentId, points)),

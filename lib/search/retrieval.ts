@@ -30,7 +30,7 @@ export interface Retrieval {
 
 /** Builds the configured store and embedders. The rag subgraph and the workers build the same. */
 export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, log: Logger): Promise<Retrieval> {
-  const dense =
+  const embedder = (patience: { maxRetries: number; timeoutMs: number }) =>
     env.EMBEDDINGS_URL && env.EMBEDDINGS_MODEL && env.EMBEDDINGS_DIMENSIONS
       ? createDenseEmbedder({
           baseUrl: env.EMBEDDINGS_URL,
@@ -38,8 +38,12 @@ export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, l
           model: env.EMBEDDINGS_MODEL,
           dimensions: env.EMBEDDINGS_DIMENSIONS,
           log,
+          ...patience,
         })
       : null;
+  // Indexing can wait for a busy endpoint; a student's search cannot: it falls back to BM25 alone.
+  const dense = embedder({ maxRetries: 5, timeoutMs: 60_000 });
+  const queryDense = embedder({ maxRetries: 1, timeoutMs: 3_000 });
   const denseSpace = dense ? { model: dense.model, dimensions: dense.dimensions } : null;
   const store: VectorStore =
     env.VECTOR_STORE === 'qdrant'
@@ -105,7 +109,14 @@ export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, l
     },
     async search({ courseId, query, limit, documentIds }) {
       const sparse = createLexicalEmbedder().embedQuery(query);
-      const vector = dense ? (await dense.embed([query], 'query'))[0] : undefined;
+      let vector: number[] | undefined;
+      if (queryDense) {
+        try {
+          vector = (await queryDense.embed([query], 'query'))[0];
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'query embedding failed; searching with BM25 alone');
+        }
+      }
       return store.search({ courseId, sparse, dense: vector, documentIds, limit });
     },
   };

@@ -178,9 +178,10 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
       await waitForTask(stack, token, (await ingest(stack, token, { courseId, title, text })).id);
     }
   });
+  let closed = false;
   after(async () => {
     await stack?.stop();
-    await fake?.close();
+    if (!closed) await fake?.close();
   });
 
   it('finds by meaning what words alone miss, and fuses both rankings', async () => {
@@ -215,5 +216,15 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
     const student = await stack.token(stack.user('student'), 'STUDENT');
     const refused = await stack.gql('mutation($c: ID!) { reindexCourse(courseId: $c) { id } }', { c: courseId }, { token: student });
     assert.equal(refused.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+  });
+
+  it('keeps answering with BM25 alone when the embeddings endpoint is down', async () => {
+    await fake.close();
+    closed = true;
+    const t0 = Date.now();
+    const res = await search(stack, token, courseId, 'engine pistons');
+    assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
+    assert.equal(res.body.data!.search[0]?.document.title, 'Engines');
+    assert.ok(Date.now() - t0 < 10_000, 'no long wait for the dead endpoint');
   });
 });

@@ -151,6 +151,8 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
       return 'completed';
     } catch (err) {
       if (signal.aborted && signal.reason === CANCELLED) {
+        // Qdrant may already hold this run's points: the chunks they point to were never saved.
+        if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId).catch(() => {});
         await prisma.$transaction((tx) => onTaskAbandoned.INGEST_DOCUMENT(tx, { id: taskId }, 'CANCELLED', 'Ingestion was cancelled.'));
         log.info({ taskId, reason: String(signal.reason) }, 'ingestion stopped');
         return 'cancelled';

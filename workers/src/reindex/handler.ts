@@ -32,7 +32,12 @@ export function createReindexHandler({
     }
     let chunks = 0;
     for (const [i, doc] of documents.entries()) {
-      signal.throwIfAborted();
+      if (signal.aborted) {
+        // Cancelled: the documents re-indexed so far keep their new vectors, the rest their old ones.
+        await prisma.course.update({ where: { id: courseId }, data: { searchVersion: { increment: 1 } } });
+        log.info({ courseId, done: i, documents: documents.length }, 're-index stopped');
+        return 'cancelled';
+      }
       const rows = await prisma.chunk.findMany({
         where: { documentId: doc.id },
         select: { id: true, position: true, text: true },
