@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, it, before } from 'node:test';
 import { SignJWT, UnsecuredJWT, base64url, importJWK, type JWK } from 'jose';
 import { generateJwkPair, type KeyPairJwk } from '@lib/keys.js';
-import { AuthError, createAuthenticator, roleFrom, type Authenticator } from './auth.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AuthError, KeySourceError, createAuthenticator, roleFrom, type Authenticator } from './auth.js';
 
 const issuer = 'https://idp.example/';
 const audience = 'ai-teacher';
@@ -174,6 +176,23 @@ describe('authenticator', () => {
     assert.equal((await strict.authenticate(header)).userId, 'carol', 'served again, from the cache');
     await new Promise((r) => setTimeout(r, 2100));
     await assert.rejects(strict.authenticate(header), (err: unknown) => err instanceof AuthError && err.reason === 'TOKEN_EXPIRED');
+  });
+
+  it('fetches keys from a JWKS URL (any OIDC provider) and says so when it is unreachable', async () => {
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [good.publicJwk] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const oidc = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwksUrl: `http://127.0.0.1:${port}/certs`, roleClaim: 'role', clockToleranceS: 5 });
+      assert.equal((await oidc.authenticate(`Bearer ${await sign({ sub: 'dana', role: 'TEACHER' })}`)).userId, 'dana');
+    } finally {
+      server.close();
+    }
+    const down = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwksUrl: `http://127.0.0.1:${port}/certs`, roleClaim: 'role', clockToleranceS: 5 });
+    await assert.rejects(down.authenticate(`Bearer ${await sign({ sub: 'erin', role: 'TEACHER' })}`), (err: unknown) => err instanceof KeySourceError);
   });
 
   it('rejects a sub that is not a safe user id', async () => {

@@ -137,6 +137,10 @@ function translate(err: unknown): Error {
   if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid)
     return new KeySourceError(`Key set unavailable: ${err.message}`);
   if (err instanceof joseErrors.JOSEError) return new AuthError('MALFORMED_TOKEN', `Malformed token: ${err.code}`);
+  // Node's fetch fails with a TypeError carrying the network error as its cause.
+  if (err instanceof TypeError && (err.message === 'fetch failed' || err.cause !== undefined)) {
+    return new KeySourceError(`Key set unavailable: ${String((err.cause as Error | undefined)?.message ?? err.message)}`);
+  }
   if (err instanceof TypeError || err instanceof SyntaxError) return new AuthError('MALFORMED_TOKEN', 'Malformed token');
   // A failed JWKS fetch (network) surfaces as a plain Error from fetch.
   return new KeySourceError(`Key set unavailable: ${(err as Error).message}`);
