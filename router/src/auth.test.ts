@@ -186,13 +186,30 @@ describe('authenticator', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
     try {
-      const oidc = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwksUrl: `http://127.0.0.1:${port}/certs`, roleClaim: 'role', clockToleranceS: 5 });
+      const oidc = createAuthenticator({
+        issuer,
+        audience,
+        algorithms: ['RS256'],
+        jwksUrl: `http://127.0.0.1:${port}/certs`,
+        roleClaim: 'role',
+        clockToleranceS: 5,
+      });
       assert.equal((await oidc.authenticate(`Bearer ${await sign({ sub: 'dana', role: 'TEACHER' })}`)).userId, 'dana');
     } finally {
       server.close();
     }
-    const down = createAuthenticator({ issuer, audience, algorithms: ['RS256'], jwksUrl: `http://127.0.0.1:${port}/certs`, roleClaim: 'role', clockToleranceS: 5 });
-    await assert.rejects(down.authenticate(`Bearer ${await sign({ sub: 'erin', role: 'TEACHER' })}`), (err: unknown) => err instanceof KeySourceError);
+    const down = createAuthenticator({
+      issuer,
+      audience,
+      algorithms: ['RS256'],
+      jwksUrl: `http://127.0.0.1:${port}/certs`,
+      roleClaim: 'role',
+      clockToleranceS: 5,
+    });
+    await assert.rejects(
+      down.authenticate(`Bearer ${await sign({ sub: 'erin', role: 'TEACHER' })}`),
+      (err: unknown) => err instanceof KeySourceError,
+    );
   });
 
   it('rejects a sub that is not a safe user id', async () => {

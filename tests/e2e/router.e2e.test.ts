@@ -31,7 +31,7 @@ describe('router', () => {
   });
   after(() => stack?.stop());
 
-  const extraRouter = (env: Record<string, string>) => startExtraRouter(stack, 'router-extra', env);
+  const extraRouter = (env: Record<string, string>) => startExtraRouter(stack, 'router-2', env);
 
   it('in production: no introspection, no Sandbox page, still serves queries', async () => {
     const router = await extraRouter({ NODE_ENV: 'production' });
