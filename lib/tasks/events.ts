@@ -50,6 +50,7 @@ export interface TaskEventStream {
  */
 export async function createTaskEventStream(connection: ConnectionOptions, onError: (err: Error) => void): Promise<TaskEventStream> {
   const probe = new Redis({ ...(connection as RedisOptions), lazyConnect: false, maxRetriesPerRequest: 3 });
+  probe.on('error', () => {}); // its failure surfaces from xrevrange below
   let last: string;
   try {
     last = (await probe.xrevrange(`bull:${TASK_EVENTS}:events`, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';

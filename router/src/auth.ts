@@ -41,7 +41,12 @@ export class KeySourceError extends Error {
 }
 
 export interface Authenticator {
-  authenticate(authorization: string | undefined): Promise<Identity>;
+  authenticate(authorization: string | undefined): Promise<AuthenticatedIdentity>;
+}
+
+/** The identity and when its token expires (seconds since the epoch): open sockets close then. */
+export interface AuthenticatedIdentity extends Identity {
+  expiresAt: number;
 }
 
 const MAX_TOKEN_LENGTH = 8192;
@@ -59,7 +64,7 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
     : createLocalJWKSet(JSON.parse(config.jwks ?? '{"keys":[]}'));
   // A client sends the same token on every request: verify its signature once,
   // then trust it until min(exp, 60 s). Only successes are cached.
-  const verified = new LRUCache<string, { identity: Identity; exp: number }>({ max: CACHE_ENTRIES, ttl: CACHE_MAX_MS });
+  const verified = new LRUCache<string, { identity: AuthenticatedIdentity; exp: number }>({ max: CACHE_ENTRIES, ttl: CACHE_MAX_MS });
 
   return {
     async authenticate(authorization) {
@@ -78,7 +83,7 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
     },
   };
 
-  async function verify(token: string): Promise<Identity> {
+  async function verify(token: string): Promise<AuthenticatedIdentity> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -97,7 +102,7 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
     }
     const role = roleFrom(readClaim(payload, config.roleClaim)) ?? config.defaultRole;
     if (!role) throw new AuthError('NO_ROLE', `The token has no known role in claim "${config.roleClaim}"`);
-    const identity = { userId: sub, role };
+    const identity = { userId: sub, role, expiresAt: payload.exp! };
     verified.set(createHash('sha256').update(token).digest('base64url'), { identity, exp: payload.exp! });
     return identity;
   }

@@ -153,6 +153,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     log,
     registry: metrics.registry,
     limits: opts.subscriptionLimits,
+    rateLimiter: opts.rateLimiter,
   });
 
   const lifecycle = createLifecycle({

@@ -23,6 +23,7 @@ import type { Logger } from '@lib/logger.js';
 import { requestIdFrom } from '@lib/request-id.js';
 import type { TaskEvent, TaskEventStream } from '@lib/tasks/events.js';
 import { AuthError, KeySourceError, type Authenticator } from './auth.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { RouterContext } from './context.js';
 
 /**
@@ -58,6 +59,8 @@ export interface SubscriptionDeps {
   log: Logger;
   registry: Registry;
   limits: SubscriptionLimits;
+  /** Starting a subscription costs one request of the user's budget, as an HTTP request does. */
+  rateLimiter: RateLimiter;
 }
 
 interface ConnectionState {
@@ -65,6 +68,7 @@ interface ConnectionState {
   requestId: string;
   log: Logger;
   sessions: Map<string, Session>;
+  expiry?: NodeJS.Timeout;
 }
 
 /** One live subscription: its event filter, its pending task ids, its query. */
@@ -222,7 +226,13 @@ export function startSubscriptions(deps: SubscriptionDeps) {
             return false;
           }
           connectionsPerUser.set(identity.userId, count + 1);
-          ctx.extra.state = { identity, requestId, log: connLog.child({ userId: identity.userId }), sessions: new Map() };
+          // The connection lives no longer than its token.
+          const expiry = setTimeout(
+            () => ctx.extra.socket.close(4401, 'Token expired'),
+            Math.max(0, identity.expiresAt * 1000 - Date.now()),
+          );
+          expiry.unref();
+          ctx.extra.state = { identity, requestId, log: connLog.child({ userId: identity.userId }), sessions: new Map(), expiry };
           sockets.inc();
           return { requestId };
         } catch (err) {
@@ -239,6 +249,8 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         if (state.sessions.size >= limits.maxSubscriptionsPerConnection) {
           return refuse(`At most ${limits.maxSubscriptionsPerConnection} subscriptions per connection`, ErrorCode.RATE_LIMITED);
         }
+        const decision = await deps.rateLimiter.consume(state.identity);
+        if (!decision.allowed) return refuse(`Too many requests; retry in ${decision.retryAfterS} s`, ErrorCode.RATE_LIMITED);
         let document: DocumentNode;
         try {
           document = parse(payload.query, { maxTokens: 2000 });
@@ -360,6 +372,7 @@ export function startSubscriptions(deps: SubscriptionDeps) {
       },
       onClose: (ctx) => {
         const state = ctx.extra.state;
+        if (state?.expiry) clearTimeout(state.expiry);
         if (!state?.identity) return;
         for (const session of state.sessions.values()) session.close();
         open.dec(state.sessions.size);

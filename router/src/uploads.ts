@@ -29,12 +29,9 @@ export interface UploadHandlerDeps {
   log: Logger;
 }
 
-/** Codes of this endpoint beside the shared ones (candidates for `ErrorCode` in lib/errors.ts). */
-export const UploadErrorCode = {
-  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  UNSUPPORTED_TYPE: 'UNSUPPORTED_TYPE',
-} as const;
-type Code = ErrorCode | (typeof UploadErrorCode)[keyof typeof UploadErrorCode];
+/** The codes this endpoint answers with beyond the common ones (all in lib/errors.ts). */
+export const UploadErrorCode = { PAYLOAD_TOO_LARGE: ErrorCode.PAYLOAD_TOO_LARGE, UNSUPPORTED_TYPE: ErrorCode.UNSUPPORTED_TYPE } as const;
+type Code = ErrorCode;
 
 /** Room for boundaries, part headers and the small fields allowed beside the file. */
 const FORM_OVERHEAD_BYTES = 64 * 1024;

@@ -32,6 +32,18 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * The parent's environment minus the project's own settings: a developer's exported
+ * EMBEDDINGS_URL or VECTOR_STORE must not change what a test or benchmark stack runs.
+ */
+const PROJECT_VARIABLES =
+  /^(VECTOR_STORE|QDRANT_|EMBEDDINGS_|RATE_LIMIT_|JWT_|SUBGRAPH_|INTERNAL_JWT_|DATABASE_URL|REDIS_URL|CACHE_REDIS_URL|BLOB_DIR|PORT|HOST)/;
+function inherited(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !PROJECT_VARIABLES.test(e[0])),
+  );
+}
+
 const READY_MESSAGES = new Set(['subgraph ready', 'router ready', 'worker ready']);
 
 /** Lines kept per service for tests to read; older ones are dropped past this. */
@@ -59,7 +71,7 @@ export function startService(
   const entry = ENTRY[name.replace(/-\d+$/, '')];
   if (!entry) throw new Error(`unknown service ${name}`);
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { ...process.env, ...env },
+    env: { ...inherited(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -44,6 +44,14 @@ describe('task subscriptions over graphql-ws', () => {
     assert.match(overHttp.body.errors?.[0]?.message ?? '', /WebSocket/);
   });
 
+  it('closes a connection when its token expires', async () => {
+    const shortLived = await stack.keys.token(stack.user('brief'), 'TEACHER', { expiresIn: 2 });
+    const sub = subscribe(stack.routerUrl, shortLived, 'subscription { myTaskUpdated { id } }');
+    const t0 = Date.now();
+    await assert.rejects(sub.done, (err: unknown) => (err as { code?: number }).code === 4401);
+    assert.ok(Date.now() - t0 < 6000);
+  });
+
   it('sends the current state first, and completes after a final status', async () => {
     const task = await ingest(stack, token, { courseId, title: 'Done', text: 'Short text that finishes fast.' });
     await waitForTask(stack, token, task.id);
