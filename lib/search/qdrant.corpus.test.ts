@@ -17,9 +17,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { startQdrantFake, type QdrantFake, type RecordedRequest, type RecordedResponse } from '../../tests/support/qdrant-fake.js';
+import {
+  chunk,
+  startQdrantFake,
+  sv,
+  type QdrantFake,
+  type RecordedRequest,
+  type RecordedResponse,
+} from '../../tests/support/qdrant-fake.js';
 import { collectionFor, createQdrantStore, pointIdFor } from './qdrant.js';
-import type { ChunkPoint, SparseVector } from './types.js';
 
 const SPEC = new URL('../../../shared/contracts/qdrant-openapi-1.19.0.json', import.meta.url);
 const present = existsSync(SPEC);
@@ -139,16 +145,6 @@ function responseSchemaName(op: Operation, status: number): string {
   const key = keys.includes(String(status)) ? String(status) : status >= 400 && status < 500 && keys.includes('4XX') ? '4XX' : 'default';
   assert.ok(op.responses[key]?.content?.['application/json'], `${op.operationId}: no JSON schema for HTTP ${status}`);
   return `${op.operationId}:${key}`;
-}
-
-function sv(terms: Record<number, number>): SparseVector {
-  const entries = Object.entries(terms).map(([i, v]) => [Number(i), v] as const);
-  return { indices: entries.map(([i]) => i), values: entries.map(([, v]) => v) };
-}
-
-function chunk(courseId: string, documentId: string, position: number, sparse: SparseVector, dense?: number[]): ChunkPoint {
-  const terms = { ids: sparse.indices, tf: sparse.indices.map(() => 1), length: sparse.indices.length };
-  return { id: `${documentId}:${position}`, courseId, documentId, position, sparse, terms, dense };
 }
 
 describe(

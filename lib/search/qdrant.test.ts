@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { startQdrantFake, type QdrantFake } from '../../tests/support/qdrant-fake.js';
+import { chunk, startQdrantFake, sv, type QdrantFake } from '../../tests/support/qdrant-fake.js';
 import { collectionFor, createQdrantStore, pointIdFor, uuidV5, VectorStoreError, type QdrantStoreOptions } from './qdrant.js';
-import { RRF_K, type ChunkPoint, type SparseVector, type VectorStore } from './types.js';
+import { RRF_K, type VectorStore } from './types.js';
 
 const DENSE = { model: 'test-embed', dimensions: 4 };
-
-/** A sparse vector from { termId: weight }. */
-function sv(terms: Record<number, number>): SparseVector {
-  const entries = Object.entries(terms).map(([i, v]) => [Number(i), v] as const);
-  return { indices: entries.map(([i]) => i), values: entries.map(([, v]) => v) };
-}
-
-function chunk(courseId: string, documentId: string, position: number, sparse: SparseVector, dense?: number[]): ChunkPoint {
-  const terms = { ids: sparse.indices, tf: sparse.indices.map(() => 1), length: sparse.indices.length };
-  return { id: `${documentId}:${position}`, courseId, documentId, position, sparse, terms, dense };
-}
 
 let n = 0;
 /** A collection name of its own for each test. */

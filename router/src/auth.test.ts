@@ -37,17 +37,22 @@ describe('authenticator', () => {
     }
   };
 
-  before(async () => {
-    good = await generateJwkPair('RS256');
-    other = await generateJwkPair('RS256');
-    auth = createAuthenticator({
+  /** An authenticator trusting `good`'s key set, with the overrides given. */
+  const authWith = (overrides: Partial<Parameters<typeof createAuthenticator>[0]> = {}) =>
+    createAuthenticator({
       issuer,
       audience,
       algorithms: ['RS256'],
       jwks: JSON.stringify({ keys: [good.publicJwk] }),
       roleClaim: 'role',
       clockToleranceS: 5,
+      ...overrides,
     });
+
+  before(async () => {
+    good = await generateJwkPair('RS256');
+    other = await generateJwkPair('RS256');
+    auth = authWith();
   });
 
   it('accepts a valid token and reads the user id and role', async () => {
@@ -135,27 +140,12 @@ describe('authenticator', () => {
 
   it('rejects a token without a known role unless a default role is configured', async () => {
     assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'SUPERUSER' })}`), 'NO_ROLE');
-    const lenient = createAuthenticator({
-      issuer,
-      audience,
-      algorithms: ['RS256'],
-      jwks: JSON.stringify({ keys: [good.publicJwk] }),
-      roleClaim: 'role',
-      defaultRole: 'STUDENT',
-      clockToleranceS: 5,
-    });
+    const lenient = authWith({ defaultRole: 'STUDENT' });
     assert.equal((await lenient.authenticate(`Bearer ${await sign({ sub: 'alice' })}`)).role, 'STUDENT');
   });
 
   it('reads the role from a configurable nested claim and keeps the highest', async () => {
-    const keycloak = createAuthenticator({
-      issuer,
-      audience,
-      algorithms: ['RS256'],
-      jwks: JSON.stringify({ keys: [good.publicJwk] }),
-      roleClaim: 'realm_access.roles',
-      clockToleranceS: 5,
-    });
+    const keycloak = authWith({ roleClaim: 'realm_access.roles' });
     const identity = await keycloak.authenticate(
       `Bearer ${await sign({ sub: 'bob', realm_access: { roles: ['offline_access', 'student', 'teacher'] } })}`,
     );
@@ -165,14 +155,7 @@ describe('authenticator', () => {
   });
 
   it('remembers a verified token only until it expires', async () => {
-    const strict = createAuthenticator({
-      issuer,
-      audience,
-      algorithms: ['RS256'],
-      jwks: JSON.stringify({ keys: [good.publicJwk] }),
-      roleClaim: 'role',
-      clockToleranceS: 0,
-    });
+    const strict = authWith({ clockToleranceS: 0 });
     const header = `Bearer ${await sign({ sub: 'carol', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) + 1 })}`;
     assert.equal((await strict.authenticate(header)).userId, 'carol');
     assert.equal((await strict.authenticate(header)).userId, 'carol', 'served again, from the cache');
@@ -188,26 +171,12 @@ describe('authenticator', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
     try {
-      const oidc = createAuthenticator({
-        issuer,
-        audience,
-        algorithms: ['RS256'],
-        jwksUrl: `http://127.0.0.1:${port}/certs`,
-        roleClaim: 'role',
-        clockToleranceS: 5,
-      });
+      const oidc = authWith({ jwks: undefined, jwksUrl: `http://127.0.0.1:${port}/certs` });
       assert.equal((await oidc.authenticate(`Bearer ${await sign({ sub: 'dana', role: 'TEACHER' })}`)).userId, 'dana');
     } finally {
       server.close();
     }
-    const down = createAuthenticator({
-      issuer,
-      audience,
-      algorithms: ['RS256'],
-      jwksUrl: `http://127.0.0.1:${port}/certs`,
-      roleClaim: 'role',
-      clockToleranceS: 5,
-    });
+    const down = authWith({ jwks: undefined, jwksUrl: `http://127.0.0.1:${port}/certs` });
     await assert.rejects(
       down.authenticate(`Bearer ${await sign({ sub: 'erin', role: 'TEACHER' })}`),
       (err: unknown) => err instanceof KeySourceError,

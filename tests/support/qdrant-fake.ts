@@ -13,6 +13,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ChunkPoint, SparseVector as StoreSparseVector } from '../../lib/search/types.js';
 
 export interface RecordedRequest {
   method: string;
@@ -595,4 +596,16 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
       });
     },
   };
+}
+
+/** A sparse vector from { termId: weight }. */
+export function sv(terms: Record<number, number>): StoreSparseVector {
+  const entries = Object.entries(terms).map(([i, v]) => [Number(i), v] as const);
+  return { indices: entries.map(([i]) => i), values: entries.map(([, v]) => v) };
+}
+
+/** A point for the store, with every term counted once. */
+export function chunk(courseId: string, documentId: string, position: number, sparse: StoreSparseVector, dense?: number[]): ChunkPoint {
+  const terms = { ids: sparse.indices, tf: sparse.indices.map(() => 1), length: sparse.indices.length };
+  return { id: `${documentId}:${position}`, courseId, documentId, position, sparse, terms, dense };
 }
