@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_MIGRATIONS_DIR, MigrationError, migrate, readMigrations } from './migrate.js';
-import { testDbUrls, withDatabase } from './test-urls.js';
+import { testDbUrls, withDatabase } from '../../tests/support/db-urls.js';
 
 const urls = testDbUrls();
 const quiet = () => {};

@@ -32,6 +32,7 @@
 // row to resolve; fix it and run again. Statements that cannot run inside a
 // transaction block (CREATE INDEX CONCURRENTLY, ...) are therefore not
 // supported in migration files.
+import { processEnv } from '../env.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -233,7 +234,7 @@ async function migrateLocked(client: pg.Client, local: LocalMigration[], dir: st
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  let url = process.env.DIRECT_DATABASE_URL;
+  let url = processEnv()['DIRECT_DATABASE_URL'];
   let migrationsDir: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';

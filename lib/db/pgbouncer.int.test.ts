@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import { CourseRole, createPrisma, type PrismaClient } from './client.js';
 import { migrate } from './migrate.js';
-import { testDbUrls } from './test-urls.js';
+import { testDbUrls } from '../../tests/support/db-urls.js';
 
 const urls = testDbUrls();
 const runId = `pgb-test-${randomUUID()}`;

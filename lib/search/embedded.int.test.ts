@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createPrisma, type PrismaClient } from '../db/client.js';
-import { testDbUrls } from '../db/test-urls.js';
+import { testDbUrls } from '../../tests/support/db-urls.js';
 import { createEmbeddedStore } from './embedded.js';
 import { fuseRrf } from './fusion.js';
 import type { ChunkPoint } from './types.js';

@@ -30,6 +30,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processEnv } from '@lib/env.js';
 import { MESSAGES } from './messages.js';
 import { decodeText, markdownTitle, type ChildMessage } from './parse-child.js';
 import { IngestError, isIngestErrorCode, type DocumentFormat, type ParsedDocument, type ParsedPage } from './types.js';
@@ -147,7 +148,8 @@ export async function parseDocument(opts: ParseOptions): Promise<ParseResult> {
     ? [PRLIMIT, [`--cpu=${cpuSeconds}:${cpuSeconds + 5}`, `--data=${dataBytes}`, '--core=0', '--', process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
   const env: NodeJS.ProcessEnv = {};
-  for (const key of ENV_PASSED) if (process.env[key] !== undefined) env[key] = process.env[key];
+  const parent = processEnv();
+  for (const key of ENV_PASSED) if (parent[key] !== undefined) env[key] = parent[key];
 
   return new Promise<ParseResult>((resolvePromise, rejectPromise) => {
     const child = spawn(command, args, { cwd: dirname(CHILD_PATH), env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });

@@ -1,7 +1,7 @@
 // URLs for the database integration tests: DATABASE_URL / DIRECT_DATABASE_URL
 // when set, otherwise the local `test` infra profile (scripts/infra.ts), which
 // the test runner is expected to have started (`npm run infra:up -- --profile test`).
-import { infraEnv } from '../../scripts/infra.js';
+import { testInfra } from './infra.js';
 
 export interface TestDbUrls {
   /** Through PgBouncer (transaction pooling). */
@@ -11,11 +11,8 @@ export interface TestDbUrls {
 }
 
 export function testDbUrls(): TestDbUrls {
-  const local = infraEnv('test');
-  return {
-    pooled: process.env.DATABASE_URL || local.DATABASE_URL,
-    direct: process.env.DIRECT_DATABASE_URL || local.DIRECT_DATABASE_URL,
-  };
+  const urls = testInfra();
+  return { pooled: urls.DATABASE_URL, direct: urls.DIRECT_DATABASE_URL };
 }
 
 /** Same server and credentials, another database. */
