@@ -220,6 +220,8 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         const raw = ctx.connectionParams?.['authorization'] ?? ctx.connectionParams?.['Authorization'];
         try {
           const identity = await deps.authenticator.authenticate(typeof raw === 'string' ? raw : undefined);
+          // The socket may have closed while the token was checked: onClose has already run, so count nothing.
+          if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
           const count = connectionsPerUser.get(identity.userId) ?? 0;
           if (count >= limits.maxConnectionsPerUser) {
             connLog.warn({ userId: identity.userId, count }, 'subscription connection refused: too many connections');
@@ -295,6 +297,7 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         return {
           schema,
           document,
+          operationName: payload.operationName ?? null,
           variableValues: variables,
           contextValue: {
             state,

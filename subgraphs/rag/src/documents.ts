@@ -197,7 +197,12 @@ export async function deleteDocument(ctx: DocumentContext, rawId: string) {
     ctx.prisma.document.deleteMany({ where: { id: doc.id } }),
     ctx.prisma.course.update({ where: { id: doc.courseId }, data: { searchVersion: { increment: 1 } } }),
   ]);
-  if (ctx.docs.retrieval.store.kind !== 'embedded') await ctx.docs.retrieval.store.deleteDocument(doc.courseId, doc.id);
+  // Points left behind by a failure here are harmless (search only returns chunks that exist) and must not keep the file.
+  if (ctx.docs.retrieval.store.kind !== 'embedded') {
+    await ctx.docs.retrieval.store
+      .deleteDocument(doc.courseId, doc.id)
+      .catch((err: unknown) => ctx.log.warn({ err, documentId: doc.id }, 'vector points not deleted'));
+  }
   await ctx.docs.blobs.delete(doc.blobKey).catch((err: unknown) => ctx.log.warn({ err, blobKey: doc.blobKey }, 'blob not deleted'));
   ctx.log.info({ documentId: doc.id, courseId: doc.courseId }, 'document deleted');
   return count > 0;

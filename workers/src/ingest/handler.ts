@@ -105,11 +105,15 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
       signal.throwIfAborted();
 
       const pages = parsed.pages.length === 0 ? 1 : Math.max(...parsed.pages.map((p) => p.page));
+      let cancelledMeanwhile = false;
       const completed = await prisma.$transaction(
         async (tx) => {
           // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
           const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
-          if (row?.status !== 'RUNNING') return null;
+          if (row?.status !== 'RUNNING') {
+            cancelledMeanwhile = row?.status === 'CANCELLED';
+            return null;
+          }
           await tx.chunk.deleteMany({ where: { documentId } });
           await tx.chunk.createMany({
             data: chunks.map((c, i) => ({
@@ -138,6 +142,11 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         { timeout: 120_000, maxWait: 10_000 },
       );
       if (!completed) {
+        // Another run of the same job (a stalled lock taken over) may have completed it: its points stay.
+        if (!cancelledMeanwhile) {
+          log.info({ taskId }, 'task already finished by another run');
+          return 'skipped';
+        }
         if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId);
         await settleIfCancelled();
         log.info({ taskId }, 'task was cancelled before its chunks were saved');

@@ -45,10 +45,16 @@ export function createReindexHandler({
       });
       const points = await retrieval.pointsFor(courseId, doc.id, rows);
       if (retrieval.store.kind === 'embedded') {
-        await prisma.$transaction(async (tx) => {
-          await retrieval.write(tx, courseId, doc.id, points);
-          for (const p of points) await tx.chunk.update({ where: { id: p.id }, data: { tokenCount: p.terms.length } });
-        });
+        await prisma.$transaction(
+          async (tx) => {
+            await retrieval.write(tx, courseId, doc.id, points);
+            await tx.$executeRaw`
+              UPDATE "Chunk" SET "tokenCount" = x.n
+              FROM unnest(${points.map((p) => p.id)}::text[], ${points.map((p) => p.terms.length)}::int[]) AS x(id, n)
+              WHERE "Chunk".id = x.id`;
+          },
+          { timeout: 120_000, maxWait: 10_000 },
+        );
       } else {
         await retrieval.write(null, courseId, doc.id, points);
       }
