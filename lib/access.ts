@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Identity } from './identity.js';
-import { forbidden, notFound, badInput, unauthenticated } from './errors.js';
+import { forbidden, badInput, unauthenticated } from './errors.js';
 import type { PrismaClient } from './db/client.js';
 
 export type CourseRole = 'STUDENT' | 'TEACHER';
@@ -49,5 +49,3 @@ export async function requireCourseTeacher(ctx: AccessContext, courseId: string)
   if (role === 'TEACHER' || ctx.identity.role === 'ADMIN') return;
   throw forbidden('Only the course’s teachers can do this');
 }
-
-export { notFound };

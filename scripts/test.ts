@@ -57,8 +57,8 @@ let started = false;
 let env: Record<string, string> = {};
 let failed = false;
 try {
-  const db = await ensureDatabase({ migrate: false });
-  void db;
+  // Even unit tests import code that needs the generated Prisma client.
+  await ensureDatabase({ migrate: false });
   if (needsServices) {
     started = (await infraUp('test')).started.length > 0;
     env = { ...infraEnv('test') };

@@ -8,22 +8,20 @@ import { courseDocuments, deleteDocument, getDocument, ingestDocument, taskDocum
 import type { Document } from '@lib/db/client.js';
 import { reindexCourse, searchPassages, type Passage } from './search.js';
 
-type Args<T> = T;
-
 export const resolvers: GraphQLResolverMap<RagContext> = {
   DateTime,
   Query: {
-    course: (_: unknown, { id }: Args<{ id: string }>, ctx: RagContext) => getCourse(ctx, id),
+    course: (_: unknown, { id }: { id: string }, ctx: RagContext) => getCourse(ctx, id),
     myCourses: (_: unknown, __: unknown, ctx: RagContext) => myCourses(ctx),
     document: (_: unknown, { id }: { id: string }, ctx: RagContext) => getDocument(ctx, id),
     search: (_: unknown, args: Parameters<typeof searchPassages>[1], ctx: RagContext) => searchPassages(ctx, args),
   },
   Mutation: {
-    createCourse: (_: unknown, { input }: Args<{ input: { title: string; description?: string | null } }>, ctx: RagContext) =>
+    createCourse: (_: unknown, { input }: { input: { title: string; description?: string | null } }, ctx: RagContext) =>
       createCourse(ctx.prisma, ctx.identity, input),
-    addCourseMember: (_: unknown, a: Args<{ courseId: string; userId: string; role: CourseRole }>, ctx: RagContext) =>
+    addCourseMember: (_: unknown, a: { courseId: string; userId: string; role: CourseRole }, ctx: RagContext) =>
       addCourseMember(ctx, a.courseId, a.userId, a.role),
-    removeCourseMember: (_: unknown, a: Args<{ courseId: string; userId: string }>, ctx: RagContext) =>
+    removeCourseMember: (_: unknown, a: { courseId: string; userId: string }, ctx: RagContext) =>
       removeCourseMember(ctx, a.courseId, a.userId),
     ingestDocument: (_: unknown, { input }: { input: IngestInput }, ctx: RagContext) => ingestDocument(ctx, input),
     deleteDocument: (_: unknown, { id }: { id: string }, ctx: RagContext) => deleteDocument(ctx, id),
