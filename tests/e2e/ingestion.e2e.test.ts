@@ -39,6 +39,33 @@ describe('document ingestion as a background task', () => {
   });
   after(() => stack?.stop());
 
+  /** A long PDF's ingestion, followed over a subscription until it is RUNNING past `progress`. */
+  async function runningIngestion(title: string, pages: number, progress: number) {
+    const courseId = await createCourse(stack, token, title);
+    const up = await upload(stack, token, await makeLargePdf(pages), `${title}.pdf`);
+    const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title });
+    const watch = subscribe<{ taskUpdated: TaskView }>(
+      stack.routerUrl,
+      token,
+      `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
+      {
+        id: task.id,
+      },
+    );
+    await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > progress);
+    return { task, watch };
+  }
+
+  /** The live worker process that started the task's job. */
+  const workerRunning = (taskId: string) =>
+    Object.values(stack.services).find(
+      (s) =>
+        s.name.startsWith('worker') &&
+        s.child.exitCode === null &&
+        s.child.signalCode === null &&
+        s.lines.some((l) => l.includes('job started') && l.includes(taskId)),
+    );
+
   it('streams ACCEPTED, RUNNING with rising progress, then COMPLETED, and stores chunks with their page numbers', async () => {
     const courseId = await createCourse(stack, token, 'Biology');
     const mine = subscribe<{ myTaskUpdated: TaskView }>(stack.routerUrl, token, `subscription { myTaskUpdated { ${TASK_FIELDS} } }`);
@@ -263,16 +290,7 @@ describe('document ingestion as a background task', () => {
   });
 
   it('cancelTask stops a running ingestion and leaves no chunks', async () => {
-    const courseId = await createCourse(stack, token, 'Cancel');
-    const up = await upload(stack, token, await makeLargePdf(110), 'long.pdf');
-    const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Long' });
-    const watch = subscribe<{ taskUpdated: TaskView }>(
-      stack.routerUrl,
-      token,
-      `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
-      { id: task.id },
-    );
-    await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > 0.1);
+    const { task, watch } = await runningIngestion('Cancel', 110, 0.1);
     const cancelled = await stack.gql<{ cancelTask: { status: string } }>(
       'mutation($id: ID!) { cancelTask(id: $id) { status } }',
       { id: task.id },
@@ -296,19 +314,8 @@ describe('document ingestion as a background task', () => {
   });
 
   it('completes a task once, without duplicate chunks, when its worker is killed mid-ingestion', async () => {
-    const courseId = await createCourse(stack, token, 'Crash');
-    const up = await upload(stack, token, await makeLargePdf(100), 'crash.pdf');
-    const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Crash' });
-    const watch = subscribe<{ taskUpdated: TaskView }>(
-      stack.routerUrl,
-      token,
-      `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
-      { id: task.id },
-    );
-    await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > 0.15);
-    const runner = Object.values(stack.services).find(
-      (s) => s.name.startsWith('worker') && s.lines.some((l) => l.includes('job started') && l.includes(task.id)),
-    );
+    const { task, watch } = await runningIngestion('Crash', 100, 0.15);
+    const runner = workerRunning(task.id);
     assert.ok(runner, 'found the worker running the job');
     runner.child.kill('SIGKILL');
     await watch.done;
@@ -327,25 +334,8 @@ describe('document ingestion as a background task', () => {
   });
 
   it('on SIGTERM a worker finishes its running job, then exits 0', async () => {
-    const courseId = await createCourse(stack, token, 'Shutdown');
-    const up = await upload(stack, token, await makeLargePdf(80), 'shutdown.pdf');
-    const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Shutdown' });
-    const watch = subscribe<{ taskUpdated: TaskView }>(
-      stack.routerUrl,
-      token,
-      `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
-      {
-        id: task.id,
-      },
-    );
-    await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > 0.1);
-    const runner = Object.values(stack.services).find(
-      (s) =>
-        s.name.startsWith('worker') &&
-        s.child.exitCode === null &&
-        s.child.signalCode === null &&
-        s.lines.some((l) => l.includes('job started') && l.includes(task.id)),
-    );
+    const { task } = await runningIngestion('Shutdown', 80, 0.1);
+    const runner = workerRunning(task.id);
     assert.ok(runner, 'found the worker running the job');
     runner.child.kill('SIGTERM');
     assert.equal(await runner.exited, 0);
