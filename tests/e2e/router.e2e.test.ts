@@ -83,12 +83,13 @@ describe('router', () => {
       assert.match(metrics, /process_cpu_seconds_total/, `${service.name} process metrics`);
     }
     const asTeacher = await stack.as(stack.user('metered'), 'TEACHER');
+    assert.equal((await stack.gql('{ myCourses { id } }', {}, { headers: { authorization: 'Bearer not.a.jwt' } })).status, 401);
     await asTeacher('query MeteredOp { myCourses { id } }');
     const routerMetrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
     assert.match(routerMetrics, /graphql_requests_total\{[^}]*operation="MeteredOp",outcome="success"[^}]*\} 1/);
     assert.match(routerMetrics, /graphql_request_duration_seconds_bucket\{le="\+Inf"[^}]*operation="MeteredOp"[^}]*\} 1/);
     assert.match(routerMetrics, /subgraph_fetch_duration_seconds_count\{[^}]*subgraph="rag"[^}]*outcome="success"[^}]*\} [1-9]/);
-    assert.match(routerMetrics, /auth_failures_total|# HELP auth_failures_total/);
+    assert.match(routerMetrics, /auth_failures_total\{[^}]*reason="(MALFORMED_TOKEN|BAD_SIGNATURE|ALGORITHM_NOT_ALLOWED)"[^}]*\} [1-9]/);
   });
 
   it('serves the Sandbox landing page configured for this endpoint, and introspection in development', async () => {
