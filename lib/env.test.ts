@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
 import { parseEnv, EnvError } from './env.js';
 import { subgraphEnvSchema } from './subgraph-env.js';
 
@@ -8,21 +7,22 @@ describe('parseEnv', () => {
 
   it('applies defaults and coerces numbers', () => {
     const env = parseEnv(subgraphEnvSchema(4001), valid);
-    assert.equal(env.PORT, 4001);
-    assert.equal(env.DB_POOL_MAX, 10);
-    assert.equal(env.INTERNAL_JWT_PUBLIC_JWK.kty, 'OKP');
+    expect(env.PORT).toBe(4001);
+    expect(env.DB_POOL_MAX).toBe(10);
+    expect(env.INTERNAL_JWT_PUBLIC_JWK.kty).toBe('OKP');
   });
 
   it('names every bad variable and its value in one error', () => {
-    assert.throws(
-      () => parseEnv(subgraphEnvSchema(4001), { ...valid, PORT: 'eighty', INTERNAL_JWT_PUBLIC_JWK: 'not json', DATABASE_URL: undefined }),
-      (err: unknown) => {
-        assert.ok(err instanceof EnvError);
-        assert.match(err.message, /PORT \("eighty"\)/);
-        assert.match(err.message, /INTERNAL_JWT_PUBLIC_JWK \("not json"\): must be a JSON Web Key/);
-        assert.match(err.message, /DATABASE_URL \(unset\)/);
-        return true;
-      },
-    );
+    let caught: unknown;
+    try {
+      parseEnv(subgraphEnvSchema(4001), { ...valid, PORT: 'eighty', INTERNAL_JWT_PUBLIC_JWK: 'not json', DATABASE_URL: undefined });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(EnvError);
+    const message = (caught as EnvError).message;
+    expect(message).toMatch(/PORT \("eighty"\)/);
+    expect(message).toMatch(/INTERNAL_JWT_PUBLIC_JWK \("not json"\): must be a JSON Web Key/);
+    expect(message).toMatch(/DATABASE_URL \(unset\)/);
   });
 });

@@ -1,86 +1,96 @@
 /**
- * npm test [-- unit|int|e2e|corpus ...]
- * Runs the test tiers in order (all of them by default). Tiers that need
- * services get the test profile's PostgreSQL, PgBouncer and Redis, started
- * here (and stopped at the end if this run started them).
+ * npm test [-- <tier> ...] [jest options and paths]
  *
- *   unit    *.test.ts        no services
- *   int     *.int.test.ts    real PostgreSQL (through PgBouncer) and Redis
- *   e2e     *.e2e.test.ts    the whole stack as processes
- *   corpus  *.corpus.test.ts reads ../shared (skips, saying so, where absent)
+ * Runs the test tiers (Jest projects, see jest.config.mjs) in order, all of them
+ * by default. Tiers that need services get the test profile's PostgreSQL,
+ * PgBouncer and Redis, started once here (and stopped at the end if this run
+ * started them). Any other argument goes to Jest: `npm test -- -t "refuses"`,
+ * `npm test -- unit lib/search`, `npm test -- unit int --coverage`.
+ *
+ *   unit    *.test.ts        no services, files in parallel
+ *   int     *.int.test.ts    real PostgreSQL (through PgBouncer) and Redis, in band
+ *   e2e     *.e2e.test.ts    the whole stack as processes, in band
+ *   corpus  *.corpus.test.ts reads ../shared (skips, saying so, where absent), in band
+ *
+ * The last line sums every tier: `tests: N passed, N failed, N skipped`.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDatabase } from './lib/database.js';
-import { infraDown, infraEnv, infraUp } from './infra.js';
+import { infraDown } from './infra.js';
+import { testServicesUp } from './test-services.js';
 
 const TIERS = ['unit', 'int', 'e2e', 'corpus'] as const;
 type Tier = (typeof TIERS)[number];
-const ROOTS = ['lib', 'router', 'subgraphs', 'workers', 'scripts', 'tests'];
 
-function tierOf(file: string): Tier | undefined {
-  if (!file.endsWith('.test.ts')) return undefined;
-  if (file.endsWith('.int.test.ts')) return 'int';
-  if (file.endsWith('.e2e.test.ts')) return 'e2e';
-  if (file.endsWith('.corpus.test.ts')) return 'corpus';
-  return 'unit';
-}
+const args = process.argv.slice(2);
+const requested = args.filter((a): a is Tier => (TIERS as readonly string[]).includes(a));
+const passthrough = args.filter((a) => !(TIERS as readonly string[]).includes(a));
+const tiers: Tier[] = requested.length ? requested : [...TIERS];
+const coverage = passthrough.includes('--coverage');
 
-function walk(dir: string, out: string[] = []): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return out;
-  }
-  for (const name of entries) {
-    if (name === 'node_modules' || name === 'generated' || name.startsWith('.')) continue;
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) walk(path, out);
-    else out.push(path);
-  }
-  return out;
-}
+const RESULTS = '.data/test-results';
+rmSync(RESULTS, { recursive: true, force: true });
+mkdirSync(RESULTS, { recursive: true });
 
-const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const unknown = requested.filter((t) => !(TIERS as readonly string[]).includes(t));
-if (unknown.length) {
-  console.error(`unknown tier(s): ${unknown.join(', ')}; tiers are ${TIERS.join(', ')}`);
-  process.exit(2);
+interface JestJson {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests: number;
+  numRuntimeErrorTestSuites: number;
+  success: boolean;
 }
-const tiers = (requested.length ? requested : TIERS) as Tier[];
-const files = ROOTS.flatMap((root) => walk(root)).sort();
 
 const needsServices = tiers.some((t) => t !== 'unit');
 let started = false;
-let env: Record<string, string> = {};
 let failed = false;
+const totals = { passed: 0, failed: 0, skipped: 0, brokenSuites: 0 };
 try {
-  // Even unit tests import code that needs the generated Prisma client.
-  await ensureDatabase({ migrate: false });
-  if (needsServices) {
-    started = (await infraUp('test')).started.length > 0;
-    env = { ...infraEnv('test') };
-    await ensureDatabase({ migrate: true, directUrl: env['DIRECT_DATABASE_URL'] });
-  }
+  started = (await testServicesUp(needsServices)).started;
   for (const tier of tiers) {
-    const tierFiles = files.filter((f) => tierOf(f) === tier);
-    if (tierFiles.length === 0) {
-      console.log(`\n== ${tier}: no test files`);
-      continue;
-    }
-    console.log(`\n== ${tier}: ${tierFiles.length} file(s)`);
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...tierFiles], {
+    console.log(`\n== ${tier}`);
+    const output = join(RESULTS, `${tier}.json`);
+    const jestArgs = [
+      '--experimental-vm-modules',
+      '--no-warnings=ExperimentalWarning',
+      'node_modules/jest/bin/jest.js',
+      '--selectProjects',
+      tier,
+      '--passWithNoTests',
+      '--json',
+      '--outputFile',
+      output,
+      // Unit tests share nothing and run on every core; the others share the
+      // test profile's services and run one file at a time.
+      ...(tier === 'unit' ? [] : ['--runInBand']),
+      ...(coverage ? ['--coverageDirectory', `coverage/${tier}`] : []),
+      ...passthrough,
+    ];
+    const run = spawnSync(process.execPath, jestArgs, {
       stdio: 'inherit',
-      env: { ...process.env, ...env, NODE_ENV: 'test', TEST_TIER: tier },
+      env: { ...process.env, NODE_ENV: 'test', TEST_SERVICES_READY: needsServices ? 'services' : 'client' },
     });
-    if (run.status !== 0) {
+    let result: JestJson | undefined;
+    try {
+      result = JSON.parse(readFileSync(output, 'utf8')) as JestJson;
+    } catch {
+      result = undefined;
+    }
+    if (result) {
+      totals.passed += result.numPassedTests;
+      totals.failed += result.numFailedTests;
+      totals.skipped += result.numPendingTests + result.numTodoTests;
+      totals.brokenSuites += result.numRuntimeErrorTestSuites;
+    }
+    if (run.status !== 0 || !result) {
       failed = true;
-      console.error(`\n== ${tier}: FAILED`);
+      console.error(`\n== ${tier}: FAILED${result ? '' : ' (Jest wrote no results)'}`);
     }
   }
 } finally {
   if (started) await infraDown('test');
 }
+if (totals.brokenSuites) console.log(`\n${totals.brokenSuites} test file(s) failed to run`);
+console.log(`\ntests: ${totals.passed} passed, ${totals.failed + totals.brokenSuites} failed, ${totals.skipped} skipped`);
 process.exit(failed ? 1 : 0);

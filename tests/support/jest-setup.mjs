@@ -1,0 +1,19 @@
+// Jest global setup (one per tier project): make sure the Prisma client is
+// generated and, for tiers that need them, that the test profile's PostgreSQL,
+// PgBouncer and Redis are up with the migrations applied. `npm test` does this
+// once for every tier and sets TEST_SERVICES_READY; `npx jest <file>` gets it here.
+import { spawnSync } from 'node:child_process';
+
+export default async function setup(_globalConfig, projectConfig) {
+  const services = projectConfig.globals?.TEST_NEEDS_SERVICES === true;
+  if (process.env.TEST_SERVICES_READY === (services ? 'services' : 'client') || process.env.TEST_SERVICES_READY === 'services') return;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/test-services.ts', 'up', ...(services ? ['--services'] : [])], {
+    cwd: projectConfig.rootDir,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) throw new Error(`starting the test services failed (exit ${run.status})`);
+  const { started } = JSON.parse(run.stdout.trim().split('\n').pop());
+  if (started) globalThis.__TEST_SERVICES_STARTED__ = projectConfig.rootDir;
+  process.env.TEST_SERVICES_READY = services ? 'services' : 'client';
+}
