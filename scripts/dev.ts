@@ -8,6 +8,7 @@ import pinoPretty from 'pino-pretty';
 import { DEV_AUDIENCE, DEV_ISSUER, ensureDevKeys } from './lib/dev-keys.js';
 import { ensureDatabase } from './lib/database.js';
 import { startStack, type Stack } from './lib/stack.js';
+import { devStackOptions } from './lib/dev-stack.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 import { mintUserToken } from '../lib/tokens.js';
 import { composeFromConfig } from './lib/compose.js';
@@ -57,33 +58,19 @@ try {
     expiresIn: '12h',
   });
 
-  stack = await startStack({
-    env: {
-      NODE_ENV: 'development',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
-      LOG_FORMAT: 'json',
-      DATABASE_URL: infra.DATABASE_URL,
-      REDIS_URL: infra.REDIS_URL,
-      BLOB_DIR: '.data/dev/blobs',
-      INTERNAL_JWT_PUBLIC_JWK: JSON.stringify(keys.internal.publicJwk),
-    },
-    perService: {
-      router: {
-        HOST: '0.0.0.0',
-        JWT_ISSUER: DEV_ISSUER,
-        JWT_AUDIENCE: DEV_AUDIENCE,
-        JWT_JWKS: JSON.stringify({ keys: [keys.user.publicJwk] }),
-        INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(keys.internal.privateJwk),
-        SANDBOX_DEV_TOKEN: devToken,
+  stack = await startStack(
+    devStackOptions({
+      infra,
+      keys,
+      devToken,
+      routerPort: ROUTER_PORT,
+      parentEnv: process.env,
+      onLine: (service, line) => {
+        const text = line.startsWith('{') ? pretty(line).trimEnd() : line;
+        process.stdout.write(`${service.padEnd(6)}| ${text}\n`);
       },
-    },
-    ports: { router: ROUTER_PORT, rag: 4001, chat: 4002, exam: 4003, tasks: 4004, 'worker-1': 4010 },
-    onLine: (service, line) => {
-      const text = line.startsWith('{') ? pretty(line).trimEnd() : line;
-      process.stdout.write(`${service.padEnd(6)}| ${text}\n`);
-    },
-  });
+    }),
+  );
 
   const url = `http://localhost:${ROUTER_PORT}/graphql`;
   process.stdout.write(`

@@ -24,6 +24,12 @@ export interface StackOptions {
   startTimeoutMs?: number;
   /** Worker processes to start (named worker-1, worker-2, ...); default 1. */
   workers?: number;
+  /**
+   * Pass the user's own settings (EMBEDDINGS_*, LLM_*, VECTOR_STORE, QDRANT_*, RATE_LIMIT_*, ...)
+   * from this process's environment to the services: what `npm run dev` does. Test and benchmark
+   * stacks leave it off, so a developer's exported variables never change what they measure.
+   */
+  inheritSettings?: boolean;
 }
 
 export interface Stack {
@@ -32,16 +38,23 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/**
- * The parent's environment minus the project's own settings: a developer's exported
- * EMBEDDINGS_URL or VECTOR_STORE must not change what a test or benchmark stack runs.
- */
+/** The project's own settings, as opposed to the machine's (PATH, HOME, NODE_OPTIONS, ...). */
 const PROJECT_VARIABLES =
-  /^(VECTOR_STORE|QDRANT_|EMBEDDINGS_|RATE_LIMIT_|JWT_|SUBGRAPH_|INTERNAL_JWT_|DATABASE_URL|REDIS_URL|CACHE_REDIS_URL|BLOB_DIR|PORT|HOST)/;
-function inherited(): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !PROJECT_VARIABLES.test(e[0])),
+  /^(VECTOR_STORE|QDRANT_|EMBEDDINGS_|LLM_|RATE_LIMIT_|JWT_|SUBGRAPH_|INTERNAL_JWT_|DATABASE_URL|REDIS_URL|CACHE_REDIS_URL|BLOB_DIR|PORT|HOST)/;
+
+/**
+ * A service's environment: the parent's (with or without the project's settings, see
+ * `inheritSettings`), then what the stack sets for it, which always wins.
+ */
+export function serviceEnvironment(
+  parent: NodeJS.ProcessEnv,
+  own: Record<string, string>,
+  inheritSettings = false,
+): Record<string, string> {
+  const inherited = Object.entries(parent).filter(
+    (e): e is [string, string] => e[1] !== undefined && (inheritSettings || !PROJECT_VARIABLES.test(e[0])),
   );
+  return { ...Object.fromEntries(inherited), ...own };
 }
 
 const READY_MESSAGES = new Set(['subgraph ready', 'router ready', 'worker ready']);
@@ -66,12 +79,12 @@ const ENTRY: Record<string, string> = {
 export function startService(
   name: string,
   env: Record<string, string>,
-  opts: Pick<StackOptions, 'onLine' | 'startTimeoutMs'> = {},
+  opts: Pick<StackOptions, 'onLine' | 'startTimeoutMs' | 'inheritSettings'> = {},
 ): Promise<ServiceProcess> {
   const entry = ENTRY[name.replace(/-\d+$/, '')];
   if (!entry) throw new Error(`unknown service ${name}`);
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { ...inherited(), ...env },
+    env: serviceEnvironment(process.env, env, opts.inheritSettings),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
