@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
 import { chunkDocument, fullText } from './chunk.js';
 import type { Chunk, DocumentFormat, ParsedDocument } from './types.js';
 
@@ -18,12 +17,21 @@ function sentences(from: number, count: number): string {
   }).join(' ');
 }
 
-function assertExactSlices(d: ParsedDocument, chunks: Chunk[]): void {
+/** Every chunk's text is its slice of the full text (a failure's diff names the chunk by its index). */
+function expectExactSlices(d: ParsedDocument, chunks: Chunk[]): void {
   const text = fullText(d);
-  for (const c of chunks) assert.equal(text.slice(c.charStart, c.charEnd), c.text, `chunk ${c.position} is not its slice`);
+  expect(chunks.map((c) => text.slice(c.charStart, c.charEnd))).toEqual(chunks.map((c) => c.text));
 }
 
-const isSpaceOrEdge = (ch: string | undefined) => ch === undefined || /\s/.test(ch);
+/** The characters on either side of a chunk are whitespace or the edge of the text: the chunk cuts no word. */
+function expectWordEdges(text: string, c: Chunk): void {
+  const edge = expect.stringMatching(/^\s?$/);
+  expect({ position: c.position, before: text[c.charStart - 1] ?? '', after: text[c.charEnd] ?? '' }).toEqual({
+    position: c.position,
+    before: edge,
+    after: edge,
+  });
+}
 
 describe('chunkDocument', () => {
   const book = doc(
@@ -37,26 +45,24 @@ describe('chunkDocument', () => {
 
   it('gives chunks whose text is exactly fullText.slice(charStart, charEnd), numbered in order', () => {
     const chunks = chunkDocument(book, { targetChars: 500, overlapChars: 120 });
-    assert.ok(chunks.length > 8, `expected many chunks, got ${chunks.length}`);
-    assertExactSlices(book, chunks);
-    assert.deepEqual(
-      chunks.map((c) => c.position),
-      chunks.map((_, i) => i),
-    );
-    assert.ok(fullText(book).startsWith('# Cells\n\nSentence 0'));
+    expect(chunks.length).toBeGreaterThan(8);
+    expectExactSlices(book, chunks);
+    expect(chunks.map((c) => c.position)).toEqual(chunks.map((_, i) => i));
+    expect(fullText(book)).toMatch(/^# Cells\n\nSentence 0/);
   });
 
   it('maps chunks to the pages holding their first and last characters, skipping empty pages', () => {
     const chunks = chunkDocument(book, { targetChars: 500, overlapChars: 120 });
     for (const c of chunks) {
-      assert.ok(c.text.trim(), 'no empty chunk');
-      assert.ok(c.pageStart <= c.pageEnd);
-      assert.ok(![2, 4].includes(c.pageStart) && ![2, 4].includes(c.pageEnd), `chunk ${c.position} on an empty page`);
-      if (c.pageStart === c.pageEnd)
-        assert.ok(book.pages[c.pageStart - 1]!.text.includes(c.text), `chunk ${c.position} not on page ${c.pageStart}`);
+      expect(c.text.trim()).not.toBe(''); // no empty chunk
+      expect(c.pageStart).toBeLessThanOrEqual(c.pageEnd);
+      // No chunk on an empty page.
+      expect([2, 4]).not.toContain(c.pageStart);
+      expect([2, 4]).not.toContain(c.pageEnd);
+      if (c.pageStart === c.pageEnd) expect(book.pages[c.pageStart - 1]!.text).toContain(c.text);
     }
     const onPage = (n: number, s: number) => chunks.some((c) => c.pageStart <= n && c.pageEnd >= n && c.text.includes(`Sentence ${s} `));
-    assert.ok(onPage(1, 105) && onPage(3, 210) && onPage(3, 310) && onPage(5, 402));
+    expect([onPage(1, 105), onPage(3, 210), onPage(3, 310), onPage(5, 402)]).toEqual([true, true, true, true]);
   });
 
   it('never lets a PDF chunk span two pages, so every passage cites one page', () => {
@@ -66,17 +72,14 @@ describe('chunkDocument', () => {
       'Short start of page two.\n\n' + sentences(20, 12),
     );
     const chunks = chunkDocument(d, { targetChars: 400, overlapChars: 100 });
-    assert.ok(chunks.every((c) => c.pageStart === c.pageEnd));
+    expect(chunks.filter((c) => c.pageStart !== c.pageEnd)).toEqual([]);
     const end = chunks.find((c) => c.text.includes('Short end of page one.'));
     const start = chunks.find((c) => c.text.includes('Short start of page two.'));
-    assert.equal(end?.pageStart, 1);
-    assert.equal(start?.pageStart, 2);
-    assert.equal(start?.heading, 'Cells', 'page two continues the section of page one');
-    assert.deepEqual(
-      chunks.map((c) => c.position),
-      chunks.map((_, i) => i),
-    );
-    assertExactSlices(d, chunks);
+    expect(end?.pageStart).toBe(1);
+    expect(start?.pageStart).toBe(2);
+    expect(start?.heading).toBe('Cells'); // page two continues the section of page one
+    expect(chunks.map((c) => c.position)).toEqual(chunks.map((_, i) => i));
+    expectExactSlices(d, chunks);
   });
 
   it('carries the nearest heading, starts a new chunk at each heading and ignores # lines in code fences', () => {
@@ -95,20 +98,21 @@ describe('chunkDocument', () => {
       ].join('\n\n'),
     );
     const chunks = chunkDocument(md, { targetChars: 600, overlapChars: 150 });
-    assertExactSlices(md, chunks);
-    assert.equal(chunks[0]!.heading, null);
-    assert.equal(chunks[0]!.text, 'Intro before any heading.');
+    expectExactSlices(md, chunks);
+    expect(chunks[0]!.heading).toBeNull();
+    expect(chunks[0]!.text).toBe('Intro before any heading.');
     // "# Chapter 1" has no text of its own: it opens the first chunk of the next section.
-    assert.ok(chunks[1]!.text.startsWith('# Chapter 1\n\n## Photosynthesis\n\nSentence 0 '));
-    assert.equal(chunks[1]!.heading, 'Photosynthesis');
+    expect(chunks[1]!.text).toMatch(/^# Chapter 1\n\n## Photosynthesis\n\nSentence 0 /);
+    expect(chunks[1]!.heading).toBe('Photosynthesis');
     const fenced = chunks.find((c) => c.text.includes('# not a heading'));
-    assert.equal(fenced?.heading, 'Photosynthesis');
+    expect(fenced?.heading).toBe('Photosynthesis');
     const resp = chunks.filter((c) => /Sentence 5\d /.test(c.text));
-    assert.ok(resp.length && resp.every((c) => c.heading === 'Respiration'));
-    assert.ok(chunks.some((c) => c.text.startsWith('## Respiration ##')));
-    assert.equal(chunks[chunks.length - 1]!.heading, 'Setext title');
+    expect(resp.length).toBeGreaterThan(0);
+    expect(resp.map((c) => c.heading)).toEqual(resp.map(() => 'Respiration'));
+    expect(chunks.map((c) => c.text)).toEqual(expect.arrayContaining([expect.stringMatching(/^## Respiration ##/)]));
+    expect(chunks[chunks.length - 1]!.heading).toBe('Setext title');
     // No chunk holds text from two sections.
-    for (const c of chunks) assert.ok(!(c.text.includes('Sentence 7 ') && c.text.includes('Sentence 50 ')));
+    expect(chunks.filter((c) => c.text.includes('Sentence 7 ') && c.text.includes('Sentence 50 '))).toEqual([]);
   });
 
   it('repeats whole tail sentences of the previous chunk, within overlapChars, and never across a heading', () => {
@@ -120,21 +124,22 @@ describe('chunkDocument', () => {
     for (let i = 1; i < chunks.length; i++) {
       const [prev, next] = [chunks[i - 1]!, chunks[i]!];
       if (next.heading !== prev.heading) {
-        assert.ok(next.charStart >= prev.charEnd, 'no overlap across a heading');
-        assert.ok(next.text.startsWith('# B'));
+        expect(next.charStart).toBeGreaterThanOrEqual(prev.charEnd); // no overlap across a heading
+        expect(next.text).toMatch(/^# B/);
         continue;
       }
       const shared = prev.charEnd - next.charStart;
-      assert.ok(shared <= overlapChars, `overlap of ${shared} chars exceeds ${overlapChars}`);
+      expect(shared).toBeLessThanOrEqual(overlapChars);
       if (shared > 0) {
         overlaps++;
-        assert.ok(prev.text.endsWith(text.slice(next.charStart, prev.charEnd)));
+        // prev.text ends with the shared part.
+        expect(prev.text.slice(-shared)).toBe(text.slice(next.charStart, prev.charEnd));
         // The repeated part starts at a sentence start.
-        assert.match(next.text, /^Sentence \d+ /);
-        assert.match(text.slice(0, next.charStart), /[.]\s+$/);
+        expect(next.text).toMatch(/^Sentence \d+ /);
+        expect(text.slice(0, next.charStart)).toMatch(/[.]\s+$/);
       }
     }
-    assert.ok(overlaps >= chunks.length - 3, `overlap in ${overlaps} of ${chunks.length - 1} transitions`);
+    expect(overlaps).toBeGreaterThanOrEqual(chunks.length - 3);
   });
 
   it('keeps every chunk within targetChars and never cuts inside a word', () => {
@@ -145,9 +150,9 @@ describe('chunkDocument', () => {
     const chunks = chunkDocument(d, { targetChars: 300, overlapChars: 60 });
     const text = fullText(d);
     for (const c of chunks) {
-      assert.ok(c.text.length <= 300, `chunk ${c.position} has ${c.text.length} chars`);
-      assert.ok(isSpaceOrEdge(text[c.charStart - 1]) && isSpaceOrEdge(text[c.charEnd]), `chunk ${c.position} cuts a word`);
-      assert.equal(c.text, c.text.trim());
+      expect(c.text.length).toBeLessThanOrEqual(300);
+      expectWordEdges(text, c);
+      expect(c.text).toBe(c.text.trim());
     }
   });
 
@@ -155,32 +160,32 @@ describe('chunkDocument', () => {
     const words = Array.from({ length: 900 }, (_, i) => `w${i}`);
     const d = doc('TEXT', `${words.join(' ')} end.`);
     const chunks = chunkDocument(d, { targetChars: 400, overlapChars: 100 });
-    assert.ok(chunks.length >= 10);
-    for (const c of chunks) assert.ok(c.text.length <= 400);
+    expect(chunks.length).toBeGreaterThanOrEqual(10);
+    for (const c of chunks) expect(c.text.length).toBeLessThanOrEqual(400);
     const seen = chunks.flatMap((c) => c.text.split(/\s+/));
-    assert.deepEqual(seen, [...words, 'end.']); // pieces of one sentence: no sentence to repeat, so no overlap
+    expect(seen).toEqual([...words, 'end.']); // pieces of one sentence: no sentence to repeat, so no overlap
     const sizes = chunks.map((c) => c.text.length);
-    assert.ok(Math.min(...sizes) > 200, `pieces are balanced: ${sizes.join(', ')}`);
+    expect(Math.min(...sizes)).toBeGreaterThan(200); // pieces are balanced
   });
 
   it('keeps a word longer than targetChars whole in a chunk of its own', () => {
     const long = 'x'.repeat(700);
     const d = doc('TEXT', `Before it. ${long} after it.`);
     const chunks = chunkDocument(d, { targetChars: 300, overlapChars: 50 });
-    assert.ok(chunks.some((c) => c.text.includes(long)));
-    assertExactSlices(d, chunks);
+    expect(chunks.map((c) => c.text)).toEqual(expect.arrayContaining([expect.stringContaining(long)]));
+    expectExactSlices(d, chunks);
   });
 
   it('keeps a paragraph that fits in one chunk together rather than filling the previous chunk', () => {
     const p1 = sentences(0, 6);
     const p2 = sentences(20, 6);
     const d = doc('TEXT', `${p1}\n\n${p2}`);
-    assert.ok(p1.length + p2.length > 500 && p1.length < 500 && p2.length < 500 && p1.length > 250);
+    expect(p1.length + p2.length).toBeGreaterThan(500);
+    expect(p1.length).toBeLessThan(500);
+    expect(p2.length).toBeLessThan(500);
+    expect(p1.length).toBeGreaterThan(250);
     const chunks = chunkDocument(d, { targetChars: 500, overlapChars: 0 });
-    assert.deepEqual(
-      chunks.map((c) => c.text),
-      [p1, p2],
-    );
+    expect(chunks.map((c) => c.text)).toEqual([p1, p2]);
   });
 
   it('holds its invariants on 300 random documents', () => {
@@ -224,31 +229,34 @@ describe('chunkDocument', () => {
       const text = fullText(d);
       let covered = 0;
       chunks.forEach((c, i) => {
-        assert.equal(text.slice(c.charStart, c.charEnd), c.text);
-        assert.ok(c.text && c.text === c.text.trim());
-        assert.ok(isSpaceOrEdge(text[c.charStart - 1]) && isSpaceOrEdge(text[c.charEnd]), 'cuts a word');
-        assert.ok(
-          c.text.length <= targetChars || !/\s/.test(c.text),
-          `longer than ${targetChars} without being one word: ${JSON.stringify(c.text)}`,
-        );
+        expect(text.slice(c.charStart, c.charEnd)).toBe(c.text);
+        expect(c.text).not.toBe('');
+        expect(c.text).toBe(c.text.trim());
+        expectWordEdges(text, c);
+        // Longer than targetChars only when it is one word.
+        if (c.text.length > targetChars) expect(c.text).not.toMatch(/\s/);
         const prev = chunks[i - 1];
         if (prev) {
-          assert.ok(c.charStart > prev.charStart && c.charEnd > prev.charEnd, 'chunks advance');
-          assert.ok(prev.charEnd - c.charStart <= overlapChars, 'overlap too long');
+          // Chunks advance.
+          expect(c.charStart).toBeGreaterThan(prev.charStart);
+          expect(c.charEnd).toBeGreaterThan(prev.charEnd);
+          expect(prev.charEnd - c.charStart).toBeLessThanOrEqual(overlapChars); // overlap not too long
         }
         covered = Math.max(covered, c.charEnd);
       });
       // Every non-whitespace character belongs to some chunk.
       const inChunk = new Uint8Array(text.length);
       for (const c of chunks) inChunk.fill(1, c.charStart, c.charEnd);
-      for (let k = 0; k < text.length; k++) if (!/\s/.test(text[k]!)) assert.equal(inChunk[k], 1, `char ${k} of doc ${n} lost`);
+      const lost: number[] = [];
+      for (let k = 0; k < text.length; k++) if (!/\s/.test(text[k]!) && inChunk[k] !== 1) lost.push(k);
+      expect({ doc: n, lost }).toEqual({ doc: n, lost: [] });
     }
   });
 
   it('is deterministic', () => {
     const a = chunkDocument(book, { targetChars: 450, overlapChars: 100 });
     const b = chunkDocument(structuredClone(book), { targetChars: 450, overlapChars: 100 });
-    assert.deepEqual(a, b);
+    expect(a).toStrictEqual(b);
   });
 
   it('uses 1200/200 by default, orders pages by number and rejects impossible options', () => {
@@ -259,16 +267,13 @@ describe('chunkDocument', () => {
         { page: 1, text: 'First page.' },
       ],
     };
-    assert.equal(fullText(shuffled), 'First page.\n\nSecond page.');
+    expect(fullText(shuffled)).toBe('First page.\n\nSecond page.');
     const chunks = chunkDocument(shuffled);
-    assert.deepEqual(
-      chunks.map((c) => [c.text, c.pageStart, c.pageEnd]),
-      [['First page.\n\nSecond page.', 1, 2]],
-    );
+    expect(chunks.map((c) => [c.text, c.pageStart, c.pageEnd])).toEqual([['First page.\n\nSecond page.', 1, 2]]);
     const long = doc('TEXT', sentences(0, 200));
-    assert.ok(chunkDocument(long).every((c) => c.text.length <= 1200));
-    assert.throws(() => chunkDocument(long, { targetChars: 100, overlapChars: 100 }), RangeError);
-    assert.throws(() => chunkDocument(long, { targetChars: 0 }), RangeError);
-    assert.deepEqual(chunkDocument(doc('PDF', '', '  ')), []);
+    expect(Math.max(...chunkDocument(long).map((c) => c.text.length))).toBeLessThanOrEqual(1200);
+    expect(() => chunkDocument(long, { targetChars: 100, overlapChars: 100 })).toThrow(RangeError);
+    expect(() => chunkDocument(long, { targetChars: 0 })).toThrow(RangeError);
+    expect(chunkDocument(doc('PDF', '', '  '))).toStrictEqual([]);
   });
 });

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
 import { decodeEntities, htmlToText } from './html-text.js';
 
 describe('htmlToText', () => {
@@ -14,9 +13,8 @@ def area(r):
     # not a heading
     return 3.14 * r * r
 </pre><p>Done<br>here.</p><!-- <h2>hidden</h2> --><noscript>Enable JS</noscript></body></html>`);
-    assert.equal(title, 'Cells');
-    assert.equal(
-      text,
+    expect(title).toBe('Cells');
+    expect(text).toBe(
       [
         '# The Cell',
         '',
@@ -43,23 +41,23 @@ def area(r):
 
   it('survives broken markup: unclosed tags, stray < and > in text, quoted > in attributes', () => {
     const { text } = htmlToText('<p>1 < 2 and 3 > 2<p>unclosed <b>bold<div title="a>b">inside</div> tail');
-    assert.equal(text, '1 < 2 and 3 > 2\n\nunclosed bold\n\ninside\n\ntail');
+    expect(text).toBe('1 < 2 and 3 > 2\n\nunclosed bold\n\ninside\n\ntail');
   });
 
   it('uses the first h1 as title when there is no <title>', () => {
-    assert.equal(htmlToText('<h1>Only &amp; heading</h1><p>x</p>').title, 'Only & heading');
+    expect(htmlToText('<h1>Only &amp; heading</h1><p>x</p>').title).toBe('Only & heading');
   });
 
   it('stays linear on hostile input', () => {
     const started = performance.now();
     htmlToText('<a x'.repeat(250_000));
     htmlToText('<a "'.repeat(250_000));
-    assert.ok(performance.now() - started < 2000, 'took too long');
+    expect(performance.now() - started).toBeLessThan(2000);
   });
 });
 
 describe('decodeEntities', () => {
   it('decodes named, decimal and hex references, windows-1252 numerics and invalid code points', () => {
-    assert.equal(decodeEntities('&lt;&eacute;&amp;&#233;&#xE9;&#x1F600;&#150;&#0;&#xD800;&unknown;&amp'), '<é&éé😀–\ufffd\ufffd&unknown;&');
+    expect(decodeEntities('&lt;&eacute;&amp;&#233;&#xE9;&#x1F600;&#150;&#0;&#xD800;&unknown;&amp')).toBe('<é&éé😀–\ufffd\ufffd&unknown;&');
   });
 });

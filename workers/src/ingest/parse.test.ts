@@ -1,9 +1,8 @@
-import assert from 'node:assert/strict';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import {
   makeCompressionBombPdf,
   makeEncryptedPdf,
@@ -34,16 +33,22 @@ function children(): number[] {
   return pids;
 }
 
-async function rejectsWith(promise: Promise<unknown>, code: IngestErrorCode, message?: RegExp): Promise<IngestError> {
-  const err = await promise.then(
-    () => assert.fail(`expected ${code}, but the parse succeeded`),
+/** What a promise settled with: a rejection's reason, or `{ resolved }` so that a success fails any error check and shows its value. */
+const settled = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    (resolved: unknown) => ({ resolved }),
     (e: unknown) => e,
   );
-  assert.ok(err instanceof IngestError, `expected an IngestError, got ${String(err)}`);
-  assert.equal(err.code, code, `${err.code}: ${err.message} (${String(err.cause)})`);
-  if (message) assert.match(err.message, message);
-  assert.deepEqual(children(), [], 'the parser process is gone');
-  return err;
+
+async function rejectsWith(promise: Promise<unknown>, code: IngestErrorCode, message?: RegExp): Promise<IngestError> {
+  const err = await settled(promise);
+  expect(err).toBeInstanceOf(IngestError);
+  const { code: actual, message: text, cause } = err as IngestError;
+  // Message and cause come along so that a wrong code shows why.
+  expect({ code: actual, message: text, cause: String(cause) }).toMatchObject({ code });
+  if (message) expect(text).toMatch(message);
+  expect(children()).toEqual([]); // the parser process is gone
+  return err as IngestError;
 }
 
 describe('parseDocument', () => {
@@ -52,7 +57,7 @@ describe('parseDocument', () => {
   const parse = (name: string, extra: Partial<ParseOptions> = {}) =>
     parseDocument({ ...limits, format: 'PDF', path: files[name]!, ...extra });
 
-  before(async () => {
+  beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parse-test-'));
     const threePages = await makeTextPdf(
       [
@@ -69,29 +74,27 @@ describe('parseDocument', () => {
     files.large = await writeFixture(join(dir, 'large.pdf'), makeLargePdf(300));
     files.bomb = await writeFixture(join(dir, 'bomb.pdf'), makeCompressionBombPdf(300));
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('extracts each page of a generated PDF onto its own page, with title and headings', async () => {
     const progress: [number, number][] = [];
     const doc = await parse('three', { onPage: (page, pages) => progress.push([page, pages]) });
-    assert.equal(doc.format, 'PDF');
-    assert.equal(doc.title, 'Animals');
-    assert.deepEqual(
-      doc.pages.map((p) => p.page),
-      [1, 2, 3],
-    );
+    expect(doc.format).toBe('PDF');
+    expect(doc.title).toBe('Animals');
+    expect(doc.pages.map((p) => p.page)).toEqual([1, 2, 3]);
     const [p1, p2, p3] = doc.pages.map((p) => p.text);
-    assert.equal(p1, '# Mammals\n\nAlpha aardvark opens the first page.\n\nA second paragraph on page one.');
-    assert.equal(p2, 'Bravo bumblebee lives on page two.');
-    assert.equal(p3, '# Rodents\n\nCharlie chinchilla closes on page three.');
-    assert.deepEqual(progress, [
+    expect(p1).toBe('# Mammals\n\nAlpha aardvark opens the first page.\n\nA second paragraph on page one.');
+    expect(p2).toBe('Bravo bumblebee lives on page two.');
+    expect(p3).toBe('# Rodents\n\nCharlie chinchilla closes on page three.');
+    expect(progress).toEqual([
       [1, 3],
       [2, 3],
       [3, 3],
     ]);
-    assert.ok(doc.peakRssMb > 10 && doc.peakRssMb < limits.memoryLimitMb, `peak RSS ${doc.peakRssMb} MB`);
-    assert.deepEqual(doc.unreadablePages, []);
-    assert.deepEqual(children(), []);
+    expect(doc.peakRssMb).toBeGreaterThan(10);
+    expect(doc.peakRssMb).toBeLessThan(limits.memoryLimitMb);
+    expect(doc.unreadablePages).toEqual([]);
+    expect(children()).toEqual([]);
   });
 
   it('refuses a password-protected PDF with ENCRYPTED_PDF', async () => {
@@ -100,7 +103,7 @@ describe('parseDocument', () => {
 
   it('refuses a truncated PDF with MALFORMED_FILE', async () => {
     const err = await rejectsWith(parse('truncated'), 'MALFORMED_FILE', /damaged/);
-    assert.match(String(err.cause), /InvalidPDFException/);
+    expect(String(err.cause)).toMatch(/InvalidPDFException/);
   });
 
   it('refuses a PDF without a text layer with NO_TEXT, naming OCR', async () => {
@@ -111,8 +114,8 @@ describe('parseDocument', () => {
     let pagesSeen = 0;
     const started = Date.now();
     await rejectsWith(parse('large', { maxPages: 50, onPage: () => pagesSeen++ }), 'TOO_LARGE', /300 pages; the limit is 50/);
-    assert.equal(pagesSeen, 0);
-    assert.ok(Date.now() - started < 5000);
+    expect(pagesSeen).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('stops with TOO_LARGE when the text exceeds maxChars', async () => {
@@ -123,19 +126,20 @@ describe('parseDocument', () => {
     const started = Date.now();
     await rejectsWith(parse('large', { timeoutMs: 700 }), 'TIMEOUT', /took too long/);
     const elapsed = Date.now() - started;
-    assert.ok(elapsed >= 650 && elapsed < 3000, `stopped after ${elapsed} ms`);
+    expect(elapsed).toBeGreaterThanOrEqual(650);
+    expect(elapsed).toBeLessThan(3000);
   });
 
   it('kills a parser that goes over memoryLimitMb with TOO_LARGE, and this process carries on', async () => {
     const err = await rejectsWith(parse('large', { memoryLimitMb: 40 }), 'TOO_LARGE', /more memory than allowed/);
-    assert.match(String(err.cause), /above the 40 MB limit/);
+    expect(String(err.cause)).toMatch(/above the 40 MB limit/);
   });
 
   it('kills a compression bomb mid-parse when it crosses memoryLimitMb', async () => {
     const started = Date.now();
     const err = await rejectsWith(parse('bomb', { memoryLimitMb: 250 }), 'TOO_LARGE', /more memory than allowed/);
-    assert.match(String(err.cause), /parser RSS \d+ MB above the 250 MB limit/);
-    assert.ok(Date.now() - started < 10_000);
+    expect(String(err.cause)).toMatch(/parser RSS \d+ MB above the 250 MB limit/);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('kills the parser when the signal aborts and rejects with its reason', async () => {
@@ -146,15 +150,12 @@ describe('parseDocument', () => {
         if (page === 2) controller.abort();
       },
     });
-    const err = await pending.then(
-      () => assert.fail('expected an abort'),
-      (e: unknown) => e,
-    );
-    assert.equal(err, controller.signal.reason);
-    assert.equal((err as Error).name, 'AbortError');
-    assert.deepEqual(children(), []);
+    const err = await settled(pending);
+    expect(err).toBe(controller.signal.reason);
+    expect((err as Error).name).toBe('AbortError');
+    expect(children()).toEqual([]);
     // Already aborted: no process at all.
-    await assert.rejects(parse('three', { signal: AbortSignal.abort(new Error('cancelled by test')) }), /cancelled by test/);
+    await expect(parse('three', { signal: AbortSignal.abort(new Error('cancelled by test')) })).rejects.toThrow(/cancelled by test/);
   });
 
   it('reports a parser that dies from a signal mid-parse as MALFORMED_FILE', async () => {
@@ -172,9 +173,9 @@ describe('parseDocument', () => {
   it('reads Markdown as one page, keeping # headings and the front-matter title', async () => {
     const md = '---\ntitle: Cell Biology\n---\n\n# Cells\r\n\r\nCells are the unit of life.\n\n```sh\n# a comment\n```\n';
     const doc = await parseText(md, { ...limits, format: 'MARKDOWN' });
-    assert.equal(doc.title, 'Cell Biology');
-    assert.equal(doc.pages.length, 1);
-    assert.equal(doc.pages[0]!.text, '---\ntitle: Cell Biology\n---\n\n# Cells\n\nCells are the unit of life.\n\n```sh\n# a comment\n```');
+    expect(doc.title).toBe('Cell Biology');
+    expect(doc.pages.length).toBe(1);
+    expect(doc.pages[0]!.text).toBe('---\ntitle: Cell Biology\n---\n\n# Cells\n\nCells are the unit of life.\n\n```sh\n# a comment\n```');
   });
 
   it('turns HTML into text with # headings, list lines and decoded entities, without scripts or styles', async () => {
@@ -184,9 +185,8 @@ describe('parseDocument', () => {
     const path = join(dir, 'page.html');
     await writeFile(path, html);
     const doc = await parseDocument({ ...limits, path, format: 'HTML' });
-    assert.equal(doc.title, 'Café Science');
-    assert.equal(
-      doc.pages[0]!.text,
+    expect(doc.title).toBe('Café Science');
+    expect(doc.pages[0]!.text).toBe(
       '# Energy & Matter\n\nPlants store energy.\nAnimals eat plants.\n\n## Terms\n\n- ATP\n- Glucose <C6H12O6>',
     );
   });
@@ -213,9 +213,9 @@ describe('parseDocument', () => {
       parse('three'),
       parseText('Plain text. Second sentence.', { ...limits, format: 'TEXT' }),
     ]);
-    assert.equal(docs[0].pages[1]!.text, 'Bravo bumblebee lives on page two.');
-    assert.deepEqual(docs[0].pages, docs[1].pages);
-    assert.equal(docs[2].pages[0]!.text, 'Plain text. Second sentence.');
-    assert.deepEqual(children(), []);
+    expect(docs[0].pages[1]!.text).toBe('Bravo bumblebee lives on page two.');
+    expect(docs[0].pages).toStrictEqual(docs[1].pages);
+    expect(docs[2].pages[0]!.text).toBe('Plain text. Second sentence.');
+    expect(children()).toEqual([]);
   });
 });

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
 import { pdfPageText, type PdfTextItem } from './pdf-text.js';
 
 /** A text item at (x, y) in a font of `size` points, about 0.5 em per character wide. */
@@ -20,7 +19,7 @@ describe('pdfPageText', () => {
       item('light', 72, 688, 10, true),
       item('', 0, 0, 10, true),
     ]);
-    assert.equal(text, 'Photosynthesis needs\nlight');
+    expect(text).toBe('Photosynthesis needs\nlight');
   });
 
   it('keeps superscripts on their line and starts a paragraph at a larger vertical gap', () => {
@@ -32,7 +31,7 @@ describe('pdfPageText', () => {
       item('A new paragraph starts here.', 72, 660, 10, true),
       item('It has two lines.', 72, 648, 10, true),
     ]);
-    assert.equal(text, 'Water boils at 100oC at sea level.\nIt freezes at 0 C.\n\nA new paragraph starts here.\nIt has two lines.');
+    expect(text).toBe('Water boils at 100oC at sea level.\nIt freezes at 0 C.\n\nA new paragraph starts here.\nIt has two lines.');
   });
 
   it('marks lines in a clearly larger font as # headings, merging a heading over two lines', () => {
@@ -46,9 +45,9 @@ describe('pdfPageText', () => {
       ...body,
     ]);
     const lines = text.split('\n');
-    assert.equal(lines[0], '# Chapter 3: The Structure of the Atom');
-    assert.equal(lines[2], '## 3.1 Electrons');
-    assert.equal(lines[4], 'Body line number 0 with enough words to dominate.');
+    expect(lines[0]).toBe('# Chapter 3: The Structure of the Atom');
+    expect(lines[2]).toBe('## 3.1 Electrons');
+    expect(lines[4]).toBe('Body line number 0 with enough words to dominate.');
   });
 
   it('rejoins a word hyphenated across lines, but not a dash before a capital', () => {
@@ -57,13 +56,13 @@ describe('pdfPageText', () => {
       item('brane is folded. Vitamin-', 72, 688, 10, true),
       item('B12 matters.', 72, 676, 10, true),
     ]);
-    assert.equal(text, 'The mitochondrial membrane is folded. Vitamin-\nB12 matters.');
+    expect(text).toBe('The mitochondrial membrane is folded. Vitamin-\nB12 matters.');
   });
 
   it('flags a page whose characters are mostly control codes as unreadable and drops its text', () => {
     const garbage = pdfPageText([item('\u0016\b\u001f\u0015\u0019\u0019\u0004\u0005\b', 72, 700), item('ab', 120, 700)]);
-    assert.deepEqual(garbage, { text: '', rawChars: 11, unreadable: true });
+    expect(garbage).toStrictEqual({ text: '', rawChars: 11, unreadable: true });
     const fine = pdfPageText([item('Plain text\u0000 here', 72, 700)]);
-    assert.deepEqual(fine, { text: 'Plain text here', rawChars: 14, unreadable: false });
+    expect(fine).toStrictEqual({ text: 'Plain text here', rawChars: 14, unreadable: false });
   });
 });
