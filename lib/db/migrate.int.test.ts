@@ -1,12 +1,11 @@
 // lib/db/migrate.ts against a real PostgreSQL (direct connection).
 // Needs the test infra up: `npx tsx scripts/infra.ts up --profile test`.
-// Run: node --import tsx --test lib/db/migrate.int.test.ts
-import assert from 'node:assert/strict';
+// Run: npx jest lib/db/migrate.int.test.ts
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_MIGRATIONS_DIR, MigrationError, migrate, readMigrations } from './migrate.js';
 import { testDbUrls, withDatabase } from '../../tests/support/db-urls.js';
@@ -52,11 +51,12 @@ async function appliedRows(url: string) {
 
 const local = readMigrations(DEFAULT_MIGRATIONS_DIR);
 
-before(() => {
-  assert.ok(local.length >= 1, 'prisma/migrations has migrations');
+beforeAll(() => {
+  // prisma/migrations has migrations.
+  expect(local.length).toBeGreaterThanOrEqual(1);
 });
 
-after(async () => {
+afterAll(async () => {
   for (const name of scratchDbs) {
     await withClient(withDatabase(urls.direct, 'postgres'), (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
   }
@@ -64,57 +64,48 @@ after(async () => {
 });
 
 describe('migrate', () => {
-  test('the test database migrates, and a second run applies nothing', async () => {
+  it('the test database migrates, and a second run applies nothing', async () => {
     await migrate(urls.direct, quiet);
     const second = await migrate(urls.direct, quiet);
-    assert.deepEqual(second.applied, []);
-    assert.deepEqual(
-      second.alreadyApplied,
-      local.map((m) => m.name),
-    );
+    expect(second.applied).toEqual([]);
+    expect(second.alreadyApplied).toEqual(local.map((m) => m.name));
   });
 
-  test('fresh database: applies all, records them the way Prisma does, then is idempotent', async () => {
+  it('fresh database: applies all, records them the way Prisma does, then is idempotent', async () => {
     const url = await scratchDatabase();
     const first = await migrate(url, quiet);
-    assert.deepEqual(
-      first.applied,
-      local.map((m) => m.name),
-    );
-    assert.deepEqual(first.alreadyApplied, []);
+    expect(first.applied).toEqual(local.map((m) => m.name));
+    expect(first.alreadyApplied).toEqual([]);
 
     const rows = await appliedRows(url);
-    assert.deepEqual(
-      rows.map((r) => r.migration_name),
-      local.map((m) => m.name),
-    );
+    expect(rows.map((r) => r.migration_name)).toEqual(local.map((m) => m.name));
     for (const [i, r] of rows.entries()) {
       // Prisma's checksum: sha256 hex of migration.sql.
-      assert.equal(r.checksum, local[i]?.checksum);
-      assert.match(r.checksum, /^[0-9a-f]{64}$/);
-      assert.equal(r.applied_steps_count, 1);
-      assert.ok(r.finished_at instanceof Date);
+      expect(r.checksum).toBe(local[i]?.checksum);
+      expect(r.checksum).toMatch(/^[0-9a-f]{64}$/);
+      expect(r.applied_steps_count).toBe(1);
+      expect(r.finished_at).toBeInstanceOf(Date);
     }
     // The schema is really there.
     await withClient(url, async (c) => {
       const { rows: t } = await c.query(`SELECT to_regclass('"CourseMember"') IS NOT NULL AS ok`);
-      assert.equal(t[0]?.ok, true);
+      expect(t[0]?.ok).toBe(true);
     });
 
     const second = await migrate(url, quiet);
-    assert.equal(second.applied.length, 0);
-    assert.equal((await appliedRows(url)).length, local.length);
+    expect(second.applied).toHaveLength(0);
+    expect(await appliedRows(url)).toHaveLength(local.length);
   });
 
-  test('concurrent runs on a fresh database apply each migration exactly once', async () => {
+  it('concurrent runs on a fresh database apply each migration exactly once', async () => {
     const url = await scratchDatabase();
     const results = await Promise.all([migrate(url, quiet), migrate(url, quiet), migrate(url, quiet)]);
     const appliedCount = results.reduce((n, r) => n + r.applied.length, 0);
-    assert.equal(appliedCount, local.length);
-    assert.equal((await appliedRows(url)).length, local.length);
+    expect(appliedCount).toBe(local.length);
+    expect(await appliedRows(url)).toHaveLength(local.length);
   });
 
-  test("refuses to continue when an applied migration's file changed", async () => {
+  it("refuses to continue when an applied migration's file changed", async () => {
     const url = await scratchDatabase();
     await migrate(url, quiet);
     const before = await appliedRows(url);
@@ -126,60 +117,55 @@ describe('migrate', () => {
     mkdirSync(join(dir, '99999999999999_after_edit'));
     writeFileSync(join(dir, '99999999999999_after_edit', 'migration.sql'), `CREATE TABLE "ShouldNotExist" (id int);\n`);
 
-    await assert.rejects(migrate(url, quiet, { migrationsDir: dir }), (err: unknown) => {
-      assert.ok(err instanceof MigrationError);
-      assert.match(err.message, /changed after they were applied/);
-      assert.match(err.message, new RegExp(first));
-      return true;
-    });
-    assert.deepEqual(await appliedRows(url), before);
+    const refused = migrate(url, quiet, { migrationsDir: dir });
+    await expect(refused).rejects.toBeInstanceOf(MigrationError);
+    await expect(refused).rejects.toThrow(/changed after they were applied/);
+    await expect(refused).rejects.toThrow(new RegExp(first));
+    expect(await appliedRows(url)).toEqual(before);
     await withClient(url, async (c) => {
       const { rows } = await c.query(`SELECT to_regclass('"ShouldNotExist"') IS NULL AS absent`);
-      assert.equal(rows[0]?.absent, true);
+      expect(rows[0]?.absent).toBe(true);
     });
   });
 
-  test('a failing migration is rolled back entirely and not recorded; a fixed one then applies', async () => {
+  it('a failing migration is rolled back entirely and not recorded; a fixed one then applies', async () => {
     const url = await scratchDatabase();
     const dir = copyOfMigrations();
     const bad = join(dir, '99999999999999_bad');
     mkdirSync(bad);
     writeFileSync(join(bad, 'migration.sql'), `CREATE TABLE "Partial" (id int);\nSELECT no_such_function();\n`);
 
-    await assert.rejects(migrate(url, quiet, { migrationsDir: dir }), /99999999999999_bad failed/);
+    await expect(migrate(url, quiet, { migrationsDir: dir })).rejects.toThrow(/99999999999999_bad failed/);
     const rows = await appliedRows(url);
     // The good ones before it are applied and recorded, the bad one is not.
-    assert.deepEqual(
-      rows.map((r) => r.migration_name),
-      local.map((m) => m.name),
-    );
+    expect(rows.map((r) => r.migration_name)).toEqual(local.map((m) => m.name));
     await withClient(url, async (c) => {
       const { rows: t } = await c.query(`SELECT to_regclass('"Partial"') IS NULL AS absent`);
-      assert.equal(t[0]?.absent, true);
+      expect(t[0]?.absent).toBe(true);
     });
 
     writeFileSync(join(bad, 'migration.sql'), `CREATE TABLE "Partial" (id int);\n`);
     const retry = await migrate(url, quiet, { migrationsDir: dir });
-    assert.deepEqual(retry.applied, ['99999999999999_bad']);
+    expect(retry.applied).toEqual(['99999999999999_bad']);
   });
 
-  test('waits for the lock held by another migrator, and gives up after lockTimeoutMs', async () => {
+  it('waits for the lock held by another migrator, and gives up after lockTimeoutMs', async () => {
     const url = await scratchDatabase();
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
     try {
       await holder.query('SELECT pg_advisory_lock(72707369)'); // Prisma Migrate's key
-      await assert.rejects(migrate(url, quiet, { lockTimeoutMs: 300 }), /could not take the migration lock/);
+      await expect(migrate(url, quiet, { lockTimeoutMs: 300 })).rejects.toThrow(/could not take the migration lock/);
       const waiting = migrate(url, quiet, { lockTimeoutMs: 10_000 });
       await new Promise((r) => setTimeout(r, 200));
       await holder.query('SELECT pg_advisory_unlock(72707369)');
-      assert.equal((await waiting).applied.length, local.length);
+      expect((await waiting).applied).toHaveLength(local.length);
     } finally {
       await holder.end();
     }
   });
 
-  test('a Windows checkout (CRLF line endings) still matches the recorded checksum', async () => {
+  it('a Windows checkout (CRLF line endings) still matches the recorded checksum', async () => {
     const url = await scratchDatabase();
     await migrate(url, quiet);
     const dir = copyOfMigrations();
@@ -188,6 +174,6 @@ describe('migrate', () => {
       writeFileSync(file, readFileSync(file, 'utf8').replace(/\r?\n/g, '\r\n'));
     }
     const again = await migrate(url, quiet, { migrationsDir: dir });
-    assert.equal(again.applied.length, 0);
+    expect(again.applied).toHaveLength(0);
   });
 });

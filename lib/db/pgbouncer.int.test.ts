@@ -4,10 +4,9 @@
 // clashes: the adapter only uses unnamed statements).
 //
 // Needs the test infra up: `npx tsx scripts/infra.ts up --profile test`.
-// Run: node --import tsx --test lib/db/pgbouncer.int.test.ts
-import assert from 'node:assert/strict';
+// Run: npx jest lib/db/pgbouncer.int.test.ts
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { CourseRole, createPrisma, type PrismaClient } from './client.js';
@@ -25,20 +24,20 @@ const log = {
 };
 let prisma: PrismaClient;
 
-before(async () => {
+beforeAll(async () => {
   await migrate(urls.direct, () => {});
   // More client connections (50) than PgBouncer's default_pool_size (20), so
   // server connections are shared between transactions of different clients.
   prisma = createPrisma({ url: urls.pooled, max: 50, registry, log });
 });
 
-after(async () => {
+afterAll(async () => {
   await prisma?.course.deleteMany({ where: { createdBy: runId } }).catch(() => {});
   await prisma?.$disconnect();
 });
 
 describe('Prisma through PgBouncer (transaction pooling)', () => {
-  test('really goes through PgBouncer in transaction mode', async () => {
+  it('really goes through PgBouncer in transaction mode', async () => {
     // PgBouncer's admin console answers SHOW CONFIG on the special `pgbouncer` database.
     const admin = new URL(urls.pooled);
     admin.pathname = '/pgbouncer';
@@ -48,13 +47,13 @@ describe('Prisma through PgBouncer (transaction pooling)', () => {
       // Simple protocol only on the admin console.
       const res = await client.query({ text: 'SHOW CONFIG', rowMode: 'array' });
       const poolMode = res.rows.find((r: unknown[]) => r[0] === 'pool_mode')?.[1];
-      assert.equal(poolMode, 'transaction');
+      expect(poolMode).toBe('transaction');
     } finally {
       await client.end();
     }
   });
 
-  test('200 concurrent creates and parameterised findMany all succeed with correct results', async () => {
+  it('200 concurrent creates and parameterised findMany all succeed with correct results', async () => {
     const title = `course ${runId}`;
     const course = await prisma.course.create({ data: { title, createdBy: runId } });
 
@@ -64,8 +63,8 @@ describe('Prisma through PgBouncer (transaction pooling)', () => {
         const m = await prisma.courseMember.create({
           data: { courseId: course.id, userId: `user-${i}`, role: roleOf(i) },
         });
-        assert.equal(m.userId, `user-${i}`);
-        assert.equal(m.role, roleOf(i));
+        expect(m.userId).toBe(`user-${i}`);
+        expect(m.role).toBe(roleOf(i));
         return 'create' as const;
       }
       const role = i % 3 === 0 ? CourseRole.TEACHER : CourseRole.STUDENT;
@@ -73,56 +72,54 @@ describe('Prisma through PgBouncer (transaction pooling)', () => {
         where: { createdBy: runId, title },
         include: { members: { where: { role }, orderBy: { userId: 'asc' } } },
       });
-      assert.equal(found.length, 1);
-      assert.equal(found[0]?.id, course.id);
+      expect(found).toHaveLength(1);
+      expect(found[0]?.id).toBe(course.id);
       for (const m of found[0]?.members ?? []) {
-        assert.equal(m.role, role);
-        assert.equal(m.courseId, course.id);
+        expect(m.role).toBe(role);
+        expect(m.courseId).toBe(course.id);
       }
-      assert.ok((found[0]?.members.length ?? 0) <= 50);
+      expect(found[0]?.members.length ?? 0).toBeLessThanOrEqual(50);
       return 'find' as const;
     });
 
     const results = await Promise.allSettled(ops);
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    assert.deepEqual(
-      failures.map((f) => String(f.reason)),
-      [],
-      `${failures.length} of 200 operations failed`,
-    );
-    assert.equal(results.length, 200);
+    // Lists the reason of every one of the 200 operations that failed.
+    expect(failures.map((f) => String(f.reason))).toEqual([]);
+    expect(results).toHaveLength(200);
 
     const [teachers, students, total] = await Promise.all([
       prisma.courseMember.count({ where: { courseId: course.id, role: CourseRole.TEACHER } }),
       prisma.courseMember.count({ where: { courseId: course.id, role: CourseRole.STUDENT } }),
       prisma.courseMember.count({ where: { courseId: course.id } }),
     ]);
-    assert.equal(teachers, 50);
-    assert.equal(students, 50);
-    assert.equal(total, 100);
+    expect(teachers).toBe(50);
+    expect(students).toBe(50);
+    expect(total).toBe(100);
 
     // The pool really ran wide, within its bounds, without connection errors.
     const metrics = await registry.getMetricsAsJSON();
     const value = (name: string, state?: string) =>
       metrics.find((m) => m.name === name)?.values.find((v) => state === undefined || v.labels['state'] === state)?.value;
-    assert.equal(value('db_pool_max'), 50);
+    expect(value('db_pool_max')).toBe(50);
     const open = value('db_pool_connections', 'total') ?? 0;
-    assert.ok(open > 10 && open <= 50, `pool had ${open} connections`);
-    assert.equal(value('db_pool_errors_total'), 0);
-    assert.deepEqual(warnings, []);
+    expect(open).toBeGreaterThan(10);
+    expect(open).toBeLessThanOrEqual(50);
+    expect(value('db_pool_errors_total')).toBe(0);
+    expect(warnings).toEqual([]);
 
     // And PostgreSQL itself (direct connection) agrees.
     const direct = new pg.Client({ connectionString: urls.direct });
     await direct.connect();
     try {
       const { rows } = await direct.query<{ n: string }>(`SELECT count(*) AS n FROM "CourseMember" WHERE "courseId" = $1`, [course.id]);
-      assert.equal(Number(rows[0]?.n), 100);
+      expect(Number(rows[0]?.n)).toBe(100);
     } finally {
       await direct.end();
     }
   });
 
-  test('concurrent interactive transactions commit or roll back as a whole', async () => {
+  it('concurrent interactive transactions commit or roll back as a whole', async () => {
     const outcomes = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
         prisma.$transaction(async (tx) => {
@@ -135,13 +132,13 @@ describe('Prisma through PgBouncer (transaction pooling)', () => {
     );
     const committed = outcomes.filter((o) => o.status === 'fulfilled').length;
     const rolledBack = outcomes.filter((o) => o.status === 'rejected' && String(o.reason).includes('rollback')).length;
-    assert.equal(committed, 20);
-    assert.equal(rolledBack, 20);
+    expect(committed).toBe(20);
+    expect(rolledBack).toBe(20);
     const kept = await prisma.course.findMany({ where: { createdBy: runId, title: { startsWith: 'tx ' } }, include: { members: true } });
-    assert.equal(kept.length, 20);
+    expect(kept).toHaveLength(20);
     for (const c of kept) {
-      assert.equal(Number(c.title.slice(3)) % 2, 0);
-      assert.equal(c.members.length, 1);
+      expect(Number(c.title.slice(3)) % 2).toBe(0);
+      expect(c.members).toHaveLength(1);
     }
   });
 });

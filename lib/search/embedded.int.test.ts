@@ -1,6 +1,5 @@
-import assert from 'node:assert/strict';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
 import { createPrisma, type PrismaClient } from '../db/client.js';
 import { testDbUrls } from '../../tests/support/db-urls.js';
 import { createEmbeddedStore } from './embedded.js';
@@ -15,10 +14,10 @@ const unit = (v: number[]) => {
 describe('embedded store (PostgreSQL)', () => {
   let prisma: PrismaClient;
   const store = () => createEmbeddedStore(prisma);
-  before(() => {
+  beforeAll(() => {
     prisma = createPrisma({ url: testDbUrls().pooled });
   });
-  after(() => prisma?.$disconnect());
+  afterAll(() => prisma?.$disconnect());
 
   /** A course with one document whose chunks get the given term frequencies and dense vectors. */
   async function seed(chunks: { name: string; tf: number; length: number; dense: number[] }[]) {
@@ -76,27 +75,18 @@ describe('embedded store (PostgreSQL)', () => {
     ]);
     const sparse = { indices: [42], values: [1] };
     const lexical = await s.search({ courseId, sparse, limit: 10 });
-    assert.deepEqual(
-      lexical.map((r) => name(r.id)),
-      ['A', 'B', 'C'],
-    );
-    assert.ok(lexical[0]!.score > lexical[1]!.score);
+    expect(lexical.map((r) => name(r.id))).toEqual(['A', 'B', 'C']);
+    expect(lexical[0]!.score).toBeGreaterThan(lexical[1]!.score);
 
     const dense = unit([1, 0.1, 0]);
     const hybrid = await s.search({ courseId, sparse, dense, limit: 10 });
     // dense alone ranks B, C, A; RRF of [A, B, C] and [B, C, A] is B, A, C.
-    assert.deepEqual(
-      hybrid.map((r) => name(r.id)),
-      ['B', 'A', 'C'],
-    );
+    expect(hybrid.map((r) => name(r.id))).toEqual(['B', 'A', 'C']);
     const expected = fuseRrf([
       lexical,
       [...lexical].sort((x, y) => ['B', 'C', 'A'].indexOf(name(x.id)) - ['B', 'C', 'A'].indexOf(name(y.id))),
     ]);
-    assert.deepEqual(
-      hybrid.map((r) => r.id),
-      expected.map((r) => r.id),
-    );
+    expect(hybrid.map((r) => r.id)).toEqual(expected.map((r) => r.id));
   });
 
   it('normalises by length: the same tf counts more in a shorter chunk', async () => {
@@ -105,34 +95,28 @@ describe('embedded store (PostgreSQL)', () => {
       { name: 'short', tf: 2, length: 20, dense: [1, 0, 0] },
     ]);
     const ranked = await s.search({ courseId, sparse: { indices: [42], values: [1] }, limit: 5 });
-    assert.deepEqual(
-      ranked.map((r) => name(r.id)),
-      ['short', 'long'],
-    );
+    expect(ranked.map((r) => name(r.id))).toEqual(['short', 'long']);
   });
 
   it('never returns another course’s chunks, and replacing a document does not duplicate it', async () => {
     const one = await seed([{ name: 'mine', tf: 1, length: 10, dense: [1, 0, 0] }]);
     const two = await seed([{ name: 'theirs', tf: 9, length: 5, dense: [1, 0, 0] }]);
     const hits = await one.s.search({ courseId: one.courseId, sparse: { indices: [42], values: [1] }, dense: unit([1, 0, 0]), limit: 10 });
-    assert.deepEqual(
-      hits.map((h) => h.id),
-      [one.points[0]!.id],
-    );
+    expect(hits.map((h) => h.id)).toEqual([one.points[0]!.id]);
     await one.s.replaceDocument(one.courseId, one.documentId, one.points);
     await one.s.replaceDocument(one.courseId, one.documentId, one.points);
-    assert.equal(await prisma.chunkTerm.count({ where: { documentId: one.documentId } }), 2);
-    assert.equal(await prisma.chunkEmbedding.count({ where: { documentId: one.documentId } }), 1);
+    expect(await prisma.chunkTerm.count({ where: { documentId: one.documentId } })).toBe(2);
+    expect(await prisma.chunkEmbedding.count({ where: { documentId: one.documentId } })).toBe(1);
     await one.s.deleteDocument(one.courseId, one.documentId);
-    assert.deepEqual(await one.s.search({ courseId: one.courseId, sparse: { indices: [42], values: [1] }, limit: 10 }), []);
-    assert.equal((await two.s.search({ courseId: two.courseId, sparse: { indices: [42], values: [1] }, limit: 10 })).length, 1);
+    expect(await one.s.search({ courseId: one.courseId, sparse: { indices: [42], values: [1] }, limit: 10 })).toEqual([]);
+    expect(await two.s.search({ courseId: two.courseId, sparse: { indices: [42], values: [1] }, limit: 10 })).toHaveLength(1);
   });
 
   it('compares dense vectors of the current model only', async () => {
     const { courseId, s } = await seed([{ name: 'old-model', tf: 0, length: 10, dense: [1, 0, 0] }]);
     const other = createEmbeddedStore(prisma);
     await other.ensureReady({ model: 'another-model', dimensions: 3 });
-    assert.deepEqual(await other.search({ courseId, sparse: { indices: [], values: [] }, dense: unit([1, 0, 0]), limit: 5 }), []);
-    assert.equal((await s.search({ courseId, sparse: { indices: [], values: [] }, dense: unit([1, 0, 0]), limit: 5 })).length, 1);
+    expect(await other.search({ courseId, sparse: { indices: [], values: [] }, dense: unit([1, 0, 0]), limit: 5 })).toEqual([]);
+    expect(await s.search({ courseId, sparse: { indices: [], values: [] }, dense: unit([1, 0, 0]), limit: 5 })).toHaveLength(1);
   });
 });

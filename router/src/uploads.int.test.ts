@@ -1,12 +1,11 @@
-import assert from 'node:assert/strict';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { request, type IncomingMessage, type Server } from 'node:http';
+import { IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, before, beforeEach, describe, it } from 'node:test';
 import express from 'express';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -40,7 +39,7 @@ describe('POST /uploads', () => {
   let base: string;
   const logs: LogEntry[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     redis = new Redis(testInfra().REDIS_URL, { maxRetriesPerRequest: 1 });
     root = await mkdtemp(join(tmpdir(), 'uploads-int-'));
     const sink = new Writable({
@@ -71,7 +70,7 @@ describe('POST /uploads', () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
 
-  after(async () => {
+  afterAll(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await redis.quit();
@@ -116,17 +115,17 @@ describe('POST /uploads', () => {
 
   it('stores a PDF named notes.txt as a PDF: 201, metadata in Redis with a TTL, the blob on disk', async () => {
     const { status, body } = await upload([{ data: PDF, name: 'notes.txt', type: 'text/plain' }]);
-    assert.equal(status, 201, JSON.stringify(body));
-    assert.deepEqual(Object.keys(body).sort(), ['filename', 'format', 'sha256', 'size', 'uploadId']);
-    assert.equal(body['format'], 'PDF');
-    assert.equal(body['size'], PDF.length);
-    assert.equal(body['sha256'], sha256(PDF));
-    assert.equal(body['filename'], 'notes.txt');
+    expectStatus({ status, body }, 201);
+    expect(Object.keys(body).sort()).toEqual(['filename', 'format', 'sha256', 'size', 'uploadId']);
+    expect(body['format']).toBe('PDF');
+    expect(body['size']).toBe(PDF.length);
+    expect(body['sha256']).toBe(sha256(PDF));
+    expect(body['filename']).toBe('notes.txt');
 
     const meta = (await getUpload(redis, body['uploadId'])) as UploadMeta;
     const now = new Date();
     const month = String(now.getUTCMonth() + 1).padStart(2, '0');
-    assert.deepEqual(meta, {
+    expect(meta).toEqual({
       id: body['uploadId'],
       ownerId: 'teacher-1',
       blobKey: `uploads/${now.getUTCFullYear()}/${month}/${body['uploadId']}`,
@@ -137,64 +136,65 @@ describe('POST /uploads', () => {
       filename: 'notes.txt',
       createdAt: meta.createdAt,
     });
-    assert.ok(Math.abs(Date.parse(meta.createdAt) - Date.now()) < 10_000);
+    expect(Math.abs(Date.parse(meta.createdAt) - Date.now())).toBeLessThan(10_000);
     const ttl = await redis.ttl(`upload:${meta.id}`);
-    assert.ok(ttl > TTL_S - 10 && ttl <= TTL_S, `ttl ${ttl}`);
+    expect(ttl).toBeGreaterThan(TTL_S - 10);
+    expect(ttl).toBeLessThanOrEqual(TTL_S);
 
     const onDisk = await readFile(join(root, meta.blobKey));
-    assert.equal(sha256(onDisk), body['sha256']);
-    assert.equal((await stat(join(root, meta.blobKey))).mode & 0o777, 0o640);
+    expect(sha256(onDisk)).toBe(body['sha256']);
+    expect((await stat(join(root, meta.blobKey))).mode & 0o777).toBe(0o640);
 
     const stored = await waitForLog('upload stored');
-    assert.equal(stored['uploadId'], meta.id);
-    assert.equal(stored['size'], PDF.length);
-    assert.equal(stored['format'], 'PDF');
-    assert.equal(typeof stored['reqId'], 'string');
+    expect(stored['uploadId']).toBe(meta.id);
+    expect(stored['size']).toBe(PDF.length);
+    expect(stored['format']).toBe('PDF');
+    expect(typeof stored['reqId']).toBe('string');
   });
 
   it('detects Markdown, ignores other fields, and sanitises the filename', async () => {
     const md = Buffer.from('# Cells\n\nEvery living thing is made of **cells**.\n\n- nucleus\n- membrane\n');
     const name = `../../etc/\u202Eevil\u200B ${'n'.repeat(300)}.md`;
     const { status, body } = await upload([{ data: md, name }], { fields: { title: 'ignored', note: 'also ignored' } });
-    assert.equal(status, 201, JSON.stringify(body));
-    assert.equal(body['format'], 'MARKDOWN');
-    assert.equal(body['filename'], sanitizeFilename(name));
-    assert.equal(body['filename'].length, 200);
-    assert.ok(body['filename'].startsWith('evil n'));
-    assert.equal((await getUpload(redis, body['uploadId']))?.mime, 'text/markdown');
+    expectStatus({ status, body }, 201);
+    expect(body['format']).toBe('MARKDOWN');
+    expect(body['filename']).toBe(sanitizeFilename(name));
+    expect(body['filename']).toHaveLength(200);
+    expect(body['filename']).toMatch(/^evil n/);
+    expect((await getUpload(redis, body['uploadId']))?.mime).toBe('text/markdown');
   });
 
   it('keeps a UTF-8 filename intact', async () => {
     const { status, body } = await upload([{ data: Buffer.from('Bonjour à tous.\n'), name: 'leçon één.txt' }]);
-    assert.equal(status, 201, JSON.stringify(body));
-    assert.equal(body['filename'], 'leçon één.txt');
-    assert.equal(body['format'], 'TEXT');
+    expectStatus({ status, body }, 201);
+    expect(body['filename']).toBe('leçon één.txt');
+    expect(body['format']).toBe('TEXT');
   });
 
   it('accepts a file of exactly the limit', async () => {
     const data = pdfOfSize(MAX_BYTES);
     const { status, body } = await upload([{ data, name: 'exact.pdf' }]);
-    assert.equal(status, 201, JSON.stringify(body));
-    assert.equal(body['size'], MAX_BYTES);
+    expectStatus({ status, body }, 201);
+    expect(body['size']).toBe(MAX_BYTES);
   });
 
   it('refuses a file over the limit with 413 from its Content-Length, storing nothing', async () => {
     const before = await filesOnDisk();
     const { status, body } = await upload([{ data: pdfOfSize(2 * MAX_BYTES), name: 'big.pdf' }]);
-    assert.equal(status, 413);
-    assert.equal(body['errors'][0].extensions.code, 'PAYLOAD_TOO_LARGE');
-    assert.equal(body['errors'][0].extensions.maxBytes, MAX_BYTES);
-    assert.deepEqual(await filesOnDisk(), before);
+    expect(status).toBe(413);
+    expect(body['errors'][0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(body['errors'][0].extensions.maxBytes).toBe(MAX_BYTES);
+    expect(await filesOnDisk()).toEqual(before);
     const refused = await waitForLog('upload refused');
-    assert.equal(await redis.exists(`upload:${refused['uploadId']}`), 0);
+    expect(await redis.exists(`upload:${refused['uploadId']}`)).toBe(0);
   });
 
   it('refuses a file one byte over the limit that fits in the form overhead, deleting the partial blob', async () => {
     const before = await filesOnDisk();
     const { status, body } = await upload([{ data: pdfOfSize(MAX_BYTES + 1), name: 'big.pdf' }]);
-    assert.equal(status, 413);
-    assert.equal(body['errors'][0].extensions.code, 'PAYLOAD_TOO_LARGE');
-    assert.deepEqual(await filesOnDisk(), before);
+    expect(status).toBe(413);
+    expect(body['errors'][0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(await filesOnDisk()).toEqual(before);
   });
 
   it('answers 413 while a chunked upload without Content-Length is still arriving, and stops reading it', async () => {
@@ -216,42 +216,47 @@ describe('POST /uploads', () => {
         resolve();
       });
     });
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="huge.pdf"\r\n\r\n`);
-    req.write(PDF);
-    const chunk = Buffer.alloc(64 * 1024, 0x20);
-    const sendLimit = 256 * 1024 * 1024;
     let written = 0;
-    while (!response && !failed && written < sendLimit) {
-      written += chunk.length;
-      if (!req.write(chunk)) await Promise.race([new Promise((r) => req.once('drain', r)), settled]);
+    try {
+      req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="huge.pdf"\r\n\r\n`);
+      req.write(PDF);
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const sendLimit = 256 * 1024 * 1024;
+      while (!response && !failed && written < sendLimit) {
+        written += chunk.length;
+        if (!req.write(chunk)) await Promise.race([new Promise((r) => req.once('drain', r)), settled]);
+      }
+      await settled;
+      // A response came before the connection failed.
+      expect(response).toBeInstanceOf(IncomingMessage);
+      const res = response!;
+      expect(res.statusCode).toBe(413);
+      const body = JSON.parse(await text(res)) as { errors: { extensions: { code: string } }[] };
+      expect(body.errors[0]!.extensions.code).toBe('PAYLOAD_TOO_LARGE');
+      // The server stopped reading long before the client gave up.
+      expect(written).toBeLessThan(64 * 1024 * 1024);
+    } finally {
+      req.destroy();
     }
-    await settled;
-    assert.ok(response, 'no response before the connection failed');
-    assert.equal(response.statusCode, 413);
-    const body = JSON.parse(await text(response)) as { errors: { extensions: { code: string } }[] };
-    assert.equal(body.errors[0]!.extensions.code, 'PAYLOAD_TOO_LARGE');
-    assert.ok(written < 64 * 1024 * 1024, `the server read ${written} bytes before answering`);
-    req.destroy();
-    assert.deepEqual(await filesOnDisk(), before);
+    expect(await filesOnDisk()).toEqual(before);
   });
 
   it('refuses a PNG named .pdf with 415, naming what it is, storing nothing', async () => {
     const before = await filesOnDisk();
     const { status, body } = await upload([{ data: PNG, name: 'slides.pdf', type: 'application/pdf' }]);
-    assert.equal(status, 415);
-    assert.deepEqual(body['errors'][0], {
+    expect(status).toBe(415);
+    expect(body['errors'][0]).toEqual({
       message: 'This looks like a PNG image. Upload PDF, Markdown, plain text or HTML.',
       extensions: { code: 'UNSUPPORTED_TYPE', detected: 'a PNG image' },
     });
-    assert.deepEqual(await filesOnDisk(), before);
+    expect(await filesOnDisk()).toEqual(before);
   });
 
   it('refuses a ZIP with a message naming it', async () => {
     const zip = Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4]), Buffer.alloc(26), Buffer.from('data.csv'), randomBytes(500)]);
     const { status, body } = await upload([{ data: zip, name: 'lesson.md' }]);
-    assert.equal(status, 415);
-    assert.equal(
-      body['errors'][0].message,
+    expect(status).toBe(415);
+    expect(body['errors'][0].message).toBe(
       'This looks like a ZIP archive (for example a .docx). Upload PDF, Markdown, plain text or HTML.',
     );
   });
@@ -260,25 +265,25 @@ describe('POST /uploads', () => {
     const before = await filesOnDisk();
     const data = Buffer.concat([Buffer.from('plain words\n'.repeat(5000)), Buffer.from([0, 1, 2, 3]), Buffer.from('more\n')]);
     const { status, body } = await upload([{ data, name: 'notes.txt' }]);
-    assert.equal(status, 415);
-    assert.equal(body['errors'][0].extensions.detected, 'a binary file');
-    assert.deepEqual(await filesOnDisk(), before);
+    expect(status).toBe(415);
+    expect(body['errors'][0].extensions.detected).toBe('a binary file');
+    expect(await filesOnDisk()).toEqual(before);
   });
 
   it('refuses students with 403 FORBIDDEN and requests without identity with 401', async () => {
     const before = await filesOnDisk();
     const student = await upload([{ data: PDF, name: 'a.pdf' }], { role: 'STUDENT' });
-    assert.equal(student.status, 403);
-    assert.deepEqual(student.body['errors'][0], {
+    expect(student.status).toBe(403);
+    expect(student.body['errors'][0]).toEqual({
       message: 'Only teachers can upload course material',
       extensions: { code: 'FORBIDDEN' },
     });
     const anonymous = await upload([{ data: PDF, name: 'a.pdf' }], { role: 'nobody' });
-    assert.equal(anonymous.status, 401);
-    assert.equal(anonymous.body['errors'][0].extensions.code, 'UNAUTHENTICATED');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body['errors'][0].extensions.code).toBe('UNAUTHENTICATED');
     const admin = await upload([{ data: PDF, name: 'a.pdf' }], { role: 'ADMIN' });
-    assert.equal(admin.status, 201);
-    assert.equal((await filesOnDisk()).length, before.length + 1);
+    expectStatus(admin, 201);
+    expect(await filesOnDisk()).toHaveLength(before.length + 1);
   });
 
   it('answers 400 BAD_USER_INPUT to malformed requests, storing nothing', async () => {
@@ -313,30 +318,33 @@ describe('POST /uploads', () => {
     ];
     for (const { name, res } of cases) {
       const { status, body } = await res;
-      assert.equal(status, 400, `${name}: ${JSON.stringify(body)}`);
-      assert.equal(body['errors'][0].extensions.code, 'BAD_USER_INPUT', name);
-      assert.equal(typeof body['errors'][0].message, 'string', name);
+      // The case's name goes along with each check, so a failure says which case it was.
+      expect({ name, status, body }).toEqual({ name, status: 400, body: expect.anything() });
+      expect({ name, code: body['errors'][0].extensions.code }).toEqual({ name, code: 'BAD_USER_INPUT' });
+      expect({ name, messageType: typeof body['errors'][0].message }).toEqual({ name, messageType: 'string' });
     }
-    assert.deepEqual(await filesOnDisk(), before);
+    expect(await filesOnDisk()).toEqual(before);
   });
 
   it('lets an upload be consumed once, and only by its owner', async () => {
     const { status, body } = await upload([{ data: PDF, name: 'mine.pdf' }], { user: 'teacher-a' });
-    assert.equal(status, 201);
+    expectStatus({ status, body }, 201);
     const id = body['uploadId'] as string;
 
-    assert.equal(await consumeUpload(redis, id, 'teacher-b'), null);
-    assert.equal((await getUpload(redis, id))?.ownerId, 'teacher-a', 'a refused consume leaves the upload in place');
+    expect(await consumeUpload(redis, id, 'teacher-b')).toBeNull();
+    // A refused consume leaves the upload in place.
+    expect((await getUpload(redis, id))?.ownerId).toBe('teacher-a');
 
     const results = await Promise.all([consumeUpload(redis, id, 'teacher-a'), consumeUpload(redis, id, 'teacher-a')]);
-    assert.equal(results.filter((r) => r !== null).length, 1, 'exactly one concurrent consume wins');
+    // Exactly one concurrent consume wins.
+    expect(results.filter((r) => r !== null)).toHaveLength(1);
     const meta = results.find((r) => r !== null)!;
-    assert.equal(meta.id, id);
-    assert.equal(meta.sha256, sha256(PDF));
-    assert.equal(await consumeUpload(redis, id, 'teacher-a'), null);
-    assert.equal(await getUpload(redis, id), null);
-    assert.equal(await consumeUpload(redis, 'not-a-uuid', 'teacher-a'), null);
-    assert.equal(await getUpload(redis, randomUUID()), null);
+    expect(meta.id).toBe(id);
+    expect(meta.sha256).toBe(sha256(PDF));
+    expect(await consumeUpload(redis, id, 'teacher-a')).toBeNull();
+    expect(await getUpload(redis, id)).toBeNull();
+    expect(await consumeUpload(redis, 'not-a-uuid', 'teacher-a')).toBeNull();
+    expect(await getUpload(redis, randomUUID())).toBeNull();
   });
 
   it('leaves nothing behind when the client aborts mid-upload, and keeps serving', async () => {
@@ -347,24 +355,33 @@ describe('POST /uploads', () => {
       headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-test-role': 'TEACHER' },
     });
     req.on('error', () => {});
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="partial.pdf"\r\n\r\n`);
-    req.write(pdfOfSize(100 * 1024));
-    // Wait until the blob is being written (a temporary file exists), then hang up.
-    const deadline = Date.now() + 5000;
-    while (!(await filesOnDisk()).some((f) => f.includes('.tmp-'))) {
-      assert.ok(Date.now() < deadline, 'the upload never started writing');
-      await new Promise((r) => setTimeout(r, 10));
+    try {
+      req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="partial.pdf"\r\n\r\n`);
+      req.write(pdfOfSize(100 * 1024));
+      // Wait until the blob is being written (a temporary file exists), then hang up.
+      const deadline = Date.now() + 5000;
+      while (!(await filesOnDisk()).some((f) => f.includes('.tmp-'))) {
+        // Otherwise the upload never started writing.
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      req.destroy();
     }
-    req.destroy();
 
     const aborted = await waitForLog('upload aborted by client');
-    assert.deepEqual(await filesOnDisk(), before);
-    assert.equal(await redis.exists(`upload:${aborted['uploadId']}`), 0);
+    expect(await filesOnDisk()).toEqual(before);
+    expect(await redis.exists(`upload:${aborted['uploadId']}`)).toBe(0);
 
     const next = await upload([{ data: PDF, name: 'after.pdf' }]);
-    assert.equal(next.status, 201);
+    expectStatus(next, 201);
   });
 });
+
+/** The status, checked together with the body so that a failure shows what the server said. */
+function expectStatus(res: { status: number; body: unknown }, status: number): void {
+  expect(res).toEqual({ status, body: expect.anything() });
+}
 
 async function text(stream: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
