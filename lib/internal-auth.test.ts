@@ -1,35 +1,65 @@
-import assert from 'node:assert/strict';
-import { describe, it, before } from 'node:test';
-import { SignJWT, importJWK } from 'jose';
+import { afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { SignJWT, decodeJwt, importJWK } from 'jose';
 import { AssertionError, createAssertionSigner, createAssertionVerifier, INTERNAL_ISSUER, audienceFor } from './internal-auth.js';
 import { generateJwkPair, type KeyPairJwk } from './keys.js';
 
 describe('internal assertion', () => {
   let router: KeyPairJwk;
   let attacker: KeyPairJwk;
-  before(async () => {
+  beforeAll(async () => {
     router = await generateJwkPair('EdDSA');
     attacker = await generateJwkPair('EdDSA');
   });
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
   const identity = { userId: 'alice', role: 'STUDENT' as const };
 
-  it('round-trips identity and request id for the subgraph it was signed for', async () => {
+  // The assertion carries the identity only: the request id travels beside it,
+  // unsigned, in the X-Request-ID header (router/src/datasource.ts).
+  it('round-trips the identity, and only the identity, for the subgraph it was signed for', async () => {
     const signer = await createAssertionSigner(router.privateJwk);
     const verifier = await createAssertionVerifier(router.publicJwk, 'rag');
     const token = await signer.sign({ identity, subgraph: 'rag' });
-    assert.deepEqual(await verifier.verify(token), { identity });
+    expect(await verifier.verify(token)).toStrictEqual({ identity });
+    // Another user and role come back as themselves, not as a fixed identity.
+    const teacher = { userId: 'bob@school.example', role: 'TEACHER' as const };
+    expect(await verifier.verify(await signer.sign({ identity: teacher, subgraph: 'rag' }))).toStrictEqual({ identity: teacher });
+
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({ iss: INTERNAL_ISSUER, aud: audienceFor('rag'), sub: 'alice', role: 'STUDENT' });
+    expect(claims.exp! - claims.iat!).toBe(60);
+    expect(Object.keys(claims).sort()).toStrictEqual(['aud', 'exp', 'iat', 'iss', 'role', 'sub']);
+  });
+
+  it('reuses a token for the same user and subgraph during the first half of its life, not for another', async () => {
+    const signer = await createAssertionSigner(router.privateJwk);
+    const start = Date.now();
+    const now = jest.spyOn(Date, 'now').mockReturnValue(start);
+    const first = await signer.sign({ identity, subgraph: 'rag' });
+    expect(await signer.sign({ identity, subgraph: 'rag' })).toBe(first);
+    expect(await signer.sign({ identity, subgraph: 'chat' })).not.toBe(first);
+    expect(await signer.sign({ identity: { userId: 'alice', role: 'TEACHER' }, subgraph: 'rag' })).not.toBe(first);
+    expect(await signer.sign({ identity: { userId: 'bob', role: 'STUDENT' }, subgraph: 'rag' })).not.toBe(first);
+
+    now.mockReturnValue(start + 29_999);
+    expect(await signer.sign({ identity, subgraph: 'rag' })).toBe(first);
+    now.mockReturnValue(start + 30_000);
+    const second = await signer.sign({ identity, subgraph: 'rag' });
+    expect(second).not.toBe(first);
+    expect(decodeJwt(second).iat! - decodeJwt(first).iat!).toBe(30);
   });
 
   it('refuses an assertion signed for another subgraph', async () => {
     const token = await (await createAssertionSigner(router.privateJwk)).sign({ identity, subgraph: 'chat' });
-    await assert.rejects((await createAssertionVerifier(router.publicJwk, 'rag')).verify(token), AssertionError);
+    await expect((await createAssertionVerifier(router.publicJwk, 'rag')).verify(token)).rejects.toThrow(AssertionError);
   });
 
   it('refuses an assertion signed with another key, and a missing one', async () => {
     const token = await (await createAssertionSigner(attacker.privateJwk)).sign({ identity, subgraph: 'rag' });
     const verifier = await createAssertionVerifier(router.publicJwk, 'rag');
-    await assert.rejects(verifier.verify(token), AssertionError);
-    await assert.rejects(verifier.verify(undefined), /missing/);
+    await expect(verifier.verify(token)).rejects.toThrow(AssertionError);
+    await expect(verifier.verify(undefined)).rejects.toThrow(/missing/);
   });
 
   it('refuses an expired assertion and one with an unknown role', async () => {
@@ -42,15 +72,14 @@ describe('internal assertion', () => {
         .setAudience(audienceFor('rag'))
         .setSubject('alice');
     const now = Math.floor(Date.now() / 1000);
-    await assert.rejects(
-      verifier.verify(
-        await base()
-          .setIssuedAt(now - 300)
-          .setExpirationTime(now - 200)
-          .sign(key),
-      ),
-      AssertionError,
+    const expired = verifier.verify(
+      await base()
+        .setIssuedAt(now - 300)
+        .setExpirationTime(now - 200)
+        .sign(key),
     );
+    await expect(expired).rejects.toThrow(AssertionError);
+    await expect(expired).rejects.toThrow(/"exp" claim/);
     const badRole = await new SignJWT({ role: 'ROOT' })
       .setProtectedHeader({ alg: 'EdDSA' })
       .setIssuer(INTERNAL_ISSUER)
@@ -59,6 +88,6 @@ describe('internal assertion', () => {
       .setIssuedAt()
       .setExpirationTime('1m')
       .sign(key);
-    await assert.rejects(verifier.verify(badRole), /role/);
+    await expect(verifier.verify(badRole)).rejects.toThrow(/role/);
   });
 });

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
 import { completeUtf8Length, detectFormat, SNIFF_BYTES } from './uploads.js';
 
 const PDF = Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n', 'latin1');
@@ -14,32 +13,32 @@ const zip = (firstEntry: string) =>
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 const unsupported = (buf: Buffer, name?: string) => {
   const result = detectFormat(buf, name);
-  assert.ok('unsupported' in result, `expected unsupported, got ${JSON.stringify(result)}`);
-  return result.unsupported;
+  expect(result).toHaveProperty('unsupported');
+  return (result as { unsupported: string }).unsupported;
 };
 const format = (buf: Buffer, name?: string) => {
   const result = detectFormat(buf, name);
-  assert.ok('format' in result, `expected a format, got ${JSON.stringify(result)}`);
-  return result.format;
+  expect(result).toHaveProperty('format');
+  return (result as { format: string }).format;
 };
 
 describe('detectFormat', () => {
   it('recognises a PDF by its %PDF- header, whatever the file is called', () => {
-    assert.deepEqual(detectFormat(PDF, 'slides.pdf'), { format: 'PDF', mime: 'application/pdf' });
-    assert.equal(format(PDF, 'notes.txt'), 'PDF');
-    assert.equal(format(PDF), 'PDF');
+    expect(detectFormat(PDF, 'slides.pdf')).toStrictEqual({ format: 'PDF', mime: 'application/pdf' });
+    expect(format(PDF, 'notes.txt')).toBe('PDF');
+    expect(format(PDF)).toBe('PDF');
   });
 
   it('accepts a BOM and whitespace before the PDF header within the first KB, not beyond', () => {
-    assert.equal(format(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8('\r\n  \n'), PDF])), 'PDF');
-    assert.equal(format(Buffer.concat([utf8(' '.repeat(1000)), PDF])), 'PDF');
-    assert.equal(format(utf8(`${' '.repeat(1100)}%PDF-1.4\n`)), 'TEXT');
+    expect(format(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8('\r\n  \n'), PDF]))).toBe('PDF');
+    expect(format(Buffer.concat([utf8(' '.repeat(1000)), PDF]))).toBe('PDF');
+    expect(format(utf8(`${' '.repeat(1100)}%PDF-1.4\n`))).toBe('TEXT');
     // Text that merely mentions the header is not a PDF.
-    assert.equal(format(utf8('A PDF file starts with %PDF-1.7 on its first line.\n')), 'TEXT');
+    expect(format(utf8('A PDF file starts with %PDF-1.7 on its first line.\n'))).toBe('TEXT');
   });
 
   it('refuses a PNG named x.pdf, naming what it is', () => {
-    assert.equal(unsupported(PNG, 'x.pdf'), 'a PNG image');
+    expect(unsupported(PNG, 'x.pdf')).toBe('a PNG image');
   });
 
   it('names common binary formats', () => {
@@ -57,50 +56,49 @@ describe('detectFormat', () => {
     ];
     for (const [bytes, name] of cases) {
       const buf = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : Buffer.from(bytes);
-      assert.equal(unsupported(Buffer.concat([buf, Buffer.alloc(32)]), 'lesson.md'), name);
+      expect(unsupported(Buffer.concat([buf, Buffer.alloc(32)]), 'lesson.md')).toBe(name);
     }
   });
 
   it('calls a ZIP a ZIP archive, and names Office and OpenDocument files when it can tell', () => {
-    assert.equal(unsupported(zip('data.csv'), 'lesson.md'), 'a ZIP archive (for example a .docx)');
-    assert.equal(unsupported(zip('[Content_Types].xml\0\0_rels/.rels\0word/document.xml')), 'a Word document (.docx)');
-    assert.equal(unsupported(zip('[Content_Types].xml\0\0xl/workbook.xml')), 'an Excel workbook (.xlsx)');
-    assert.equal(unsupported(zip('mimetypeapplication/vnd.oasis.opendocument.text')), 'an OpenDocument file (.odt, .ods or .odp)');
+    expect(unsupported(zip('data.csv'), 'lesson.md')).toBe('a ZIP archive (for example a .docx)');
+    expect(unsupported(zip('[Content_Types].xml\0\0_rels/.rels\0word/document.xml'))).toBe('a Word document (.docx)');
+    expect(unsupported(zip('[Content_Types].xml\0\0xl/workbook.xml'))).toBe('an Excel workbook (.xlsx)');
+    expect(unsupported(zip('mimetypeapplication/vnd.oasis.opendocument.text'))).toBe('an OpenDocument file (.odt, .ods or .odp)');
   });
 
   it('calls NUL bytes, invalid UTF-8 or many control characters a binary file', () => {
-    assert.equal(unsupported(Buffer.concat([utf8('hello'), Buffer.from([0]), utf8('world')]), 'a.txt'), 'a binary file');
-    assert.equal(unsupported(Buffer.from('caf\xe9 cr\xe8me br\xfbl\xe9e, a Latin-1 file', 'latin1'), 'a.txt'), 'a binary file');
-    assert.equal(unsupported(Buffer.from([0x41, 0x01, 0x02, 0x03, 0x41, 0x42, 0x05, 0x06, 0x43, 0x44])), 'a binary file');
-    assert.equal(unsupported(Buffer.from([0xc3, 0x28, 0x41])), 'a binary file');
+    expect(unsupported(Buffer.concat([utf8('hello'), Buffer.from([0]), utf8('world')]), 'a.txt')).toBe('a binary file');
+    expect(unsupported(Buffer.from('caf\xe9 cr\xe8me br\xfbl\xe9e, a Latin-1 file', 'latin1'), 'a.txt')).toBe('a binary file');
+    expect(unsupported(Buffer.from([0x41, 0x01, 0x02, 0x03, 0x41, 0x42, 0x05, 0x06, 0x43, 0x44]))).toBe('a binary file');
+    expect(unsupported(Buffer.from([0xc3, 0x28, 0x41]))).toBe('a binary file');
   });
 
   it('treats text that starts like a weak signature ("MZ", "BZh") as text', () => {
-    assert.equal(format(utf8('MZ is the signature of DOS executables.\n')), 'TEXT');
-    assert.equal(format(utf8('BZh is how bzip2 files start.\n')), 'TEXT');
+    expect(format(utf8('MZ is the signature of DOS executables.\n'))).toBe('TEXT');
+    expect(format(utf8('BZh is how bzip2 files start.\n'))).toBe('TEXT');
   });
 
   it('accepts UTF-8 text cut in the middle of a character at the end of the sniffed bytes', () => {
     const text = utf8(`${'Grüße aus Köln. '.repeat(600)}€`);
     const cut = text.subarray(0, text.length - 1); // drops the last byte of the euro sign
-    assert.equal(format(cut), 'TEXT');
-    assert.equal(format(utf8('na\u00efve caf\u00e9 \u{1F600}\n')), 'TEXT');
+    expect(format(cut)).toBe('TEXT');
+    expect(format(utf8('na\u00efve caf\u00e9 \u{1F600}\n'))).toBe('TEXT');
   });
 
   it('recognises HTML documents and tag-heavy fragments', () => {
-    assert.deepEqual(detectFormat(utf8('<!DOCTYPE html>\n<html><head><title>x</title></head><body>Hi</body></html>')), {
+    expect(detectFormat(utf8('<!DOCTYPE html>\n<html><head><title>x</title></head><body>Hi</body></html>'))).toStrictEqual({
       format: 'HTML',
       mime: 'text/html',
     });
-    assert.equal(format(utf8('\ufeff  <!-- generated -->\n<html lang="en">\n<p>Hello</p>'), 'notes.md'), 'HTML');
-    assert.equal(format(utf8('<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN">\n<html>')), 'HTML');
-    assert.equal(
+    expect(format(utf8('\ufeff  <!-- generated -->\n<html lang="en">\n<p>Hello</p>'), 'notes.md')).toBe('HTML');
+    expect(format(utf8('<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN">\n<html>'))).toBe('HTML');
+    expect(
       format(
         utf8('<div class="lesson">\n<h2>Fractions</h2>\n<p>A fraction has a <em>numerator</em> and a <b>denominator</b>.</p>\n</div>'),
         'x.txt',
       ),
-      'HTML',
-    );
+    ).toBe('HTML');
   });
 
   it('keeps Markdown that shows or embeds some HTML as Markdown', () => {
@@ -116,46 +114,45 @@ describe('detectFormat', () => {
       '',
       'Use `<br>` sparingly. See [MDN](https://developer.mozilla.org/).',
     ].join('\n');
-    assert.equal(format(utf8(lesson)), 'MARKDOWN');
-    assert.equal(
+    expect(format(utf8(lesson))).toBe('MARKDOWN');
+    expect(
       format(utf8('<p align="center"><img src="logo.png"></p>\n\n# Project\n\nSome **bold** words and a [link](https://x.y).\n')),
-      'MARKDOWN',
-    );
+    ).toBe('MARKDOWN');
   });
 
   it('refuses SVG and other XML', () => {
-    assert.equal(unsupported(utf8('<svg xmlns="http://www.w3.org/2000/svg" width="10"></svg>'), 'x.html'), 'an SVG image');
-    assert.equal(unsupported(utf8('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>')), 'an SVG image');
-    assert.equal(unsupported(utf8('<?xml version="1.0"?>\n<catalog><book id="1"/></catalog>')), 'an XML document');
+    expect(unsupported(utf8('<svg xmlns="http://www.w3.org/2000/svg" width="10"></svg>'), 'x.html')).toBe('an SVG image');
+    expect(unsupported(utf8('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>'))).toBe('an SVG image');
+    expect(unsupported(utf8('<?xml version="1.0"?>\n<catalog><book id="1"/></catalog>'))).toBe('an XML document');
   });
 
   it('calls text with Markdown structure Markdown, even when named .txt', () => {
     const md = '# Photosynthesis\n\nPlants turn **light** into sugar.\n\n- chlorophyll\n- water\n\nSee [the chapter](chapter-3.md).\n';
-    assert.deepEqual(detectFormat(utf8(md), 'notes.txt'), { format: 'MARKDOWN', mime: 'text/markdown' });
-    assert.equal(format(utf8('Title\n=====\n\n> A quote\n\n1. first\n2. second\n')), 'MARKDOWN');
-    assert.equal(format(utf8('| a | b |\n|---|---|\n| 1 | 2 |\n')), 'MARKDOWN');
+    expect(detectFormat(utf8(md), 'notes.txt')).toStrictEqual({ format: 'MARKDOWN', mime: 'text/markdown' });
+    expect(format(utf8('Title\n=====\n\n> A quote\n\n1. first\n2. second\n'))).toBe('MARKDOWN');
+    expect(format(utf8('| a | b |\n|---|---|\n| 1 | 2 |\n'))).toBe('MARKDOWN');
   });
 
   it('calls prose without structure text, even when named .md', () => {
     const prose = 'Plants turn light into sugar. They need water and carbon dioxide.\nThe process happens in the leaves.\n';
-    assert.deepEqual(detectFormat(utf8(prose), 'notes.md'), { format: 'TEXT', mime: 'text/plain' });
-    assert.equal(format(utf8(prose)), 'TEXT');
+    expect(detectFormat(utf8(prose), 'notes.md')).toStrictEqual({ format: 'TEXT', mime: 'text/plain' });
+    expect(format(utf8(prose))).toBe('TEXT');
   });
 
   it('lets the extension break a tie between Markdown and text, and nothing else', () => {
     const ambiguous = utf8('Shopping list for the lab:\n- beakers\n- pipettes\n');
-    assert.equal(format(ambiguous, 'list.md'), 'MARKDOWN');
-    assert.equal(format(ambiguous, 'list.txt'), 'TEXT');
-    assert.equal(format(ambiguous), 'TEXT');
-    assert.equal(format(ambiguous, 'list.pdf'), 'TEXT');
-    assert.equal(format(utf8('# Heading only\n\nThen prose.\n')), 'MARKDOWN');
-    assert.equal(format(utf8('# Heading only\n\nThen prose.\n'), 'a.txt'), 'TEXT');
+    expect(format(ambiguous, 'list.md')).toBe('MARKDOWN');
+    expect(format(ambiguous, 'list.txt')).toBe('TEXT');
+    expect(format(ambiguous)).toBe('TEXT');
+    expect(format(ambiguous, 'list.pdf')).toBe('TEXT');
+    expect(format(utf8('# Heading only\n\nThen prose.\n'))).toBe('MARKDOWN');
+    expect(format(utf8('# Heading only\n\nThen prose.\n'), 'a.txt')).toBe('TEXT');
   });
 
   it('looks at no more than SNIFF_BYTES', () => {
     const late = Buffer.concat([utf8('plain words '.repeat(Math.ceil(SNIFF_BYTES / 12))), Buffer.from([0, 0, 0])]);
-    assert.equal(format(late), 'TEXT');
-    assert.equal(unsupported(Buffer.alloc(0)), 'an empty file');
+    expect(format(late)).toBe('TEXT');
+    expect(unsupported(Buffer.alloc(0))).toBe('an empty file');
   });
 
   it('stays fast on adversarial text', () => {
@@ -166,22 +163,24 @@ describe('detectFormat', () => {
       '<!--'.repeat(2000),
       '*_'.repeat(4000),
     ];
-    for (const input of inputs) {
+    const slow = inputs.filter((input) => {
       const started = performance.now();
       detectFormat(utf8(input));
-      assert.ok(performance.now() - started < 200, `slow on ${JSON.stringify(input.slice(0, 10))}`);
-    }
+      return performance.now() - started >= 200;
+    });
+    // The first characters of every input that took 200 ms or more.
+    expect(slow.map((input) => input.slice(0, 10))).toStrictEqual([]);
   });
 });
 
 describe('completeUtf8Length', () => {
   it('drops only an incomplete final character', () => {
     const euro = utf8('€'); // e2 82 ac
-    assert.equal(completeUtf8Length(euro), 3);
-    assert.equal(completeUtf8Length(euro.subarray(0, 2)), 0);
-    assert.equal(completeUtf8Length(Buffer.concat([utf8('ab'), euro.subarray(0, 1)])), 2);
-    assert.equal(completeUtf8Length(utf8('abc')), 3);
-    assert.equal(completeUtf8Length(utf8('a\u{1F600}').subarray(0, 4)), 1);
-    assert.equal(completeUtf8Length(Buffer.alloc(0)), 0);
+    expect(completeUtf8Length(euro)).toBe(3);
+    expect(completeUtf8Length(euro.subarray(0, 2))).toBe(0);
+    expect(completeUtf8Length(Buffer.concat([utf8('ab'), euro.subarray(0, 1)]))).toBe(2);
+    expect(completeUtf8Length(utf8('abc'))).toBe(3);
+    expect(completeUtf8Length(utf8('a\u{1F600}').subarray(0, 4))).toBe(1);
+    expect(completeUtf8Length(Buffer.alloc(0))).toBe(0);
   });
 });

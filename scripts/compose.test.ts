@@ -1,19 +1,18 @@
-import assert from 'node:assert/strict';
+import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
 import { composeFromConfig, subgraphSdl } from './lib/compose.js';
 
 describe('supergraph composition', () => {
   it('the committed schema/supergraph.graphql matches the subgraphs’ SDL files (run npm run compose if not)', () => {
     const { supergraphSdl } = composeFromConfig('schema/supergraph.yaml');
-    assert.equal(readFileSync('schema/supergraph.graphql', 'utf8'), supergraphSdl);
+    expect(readFileSync('schema/supergraph.graphql', 'utf8')).toBe(supergraphSdl);
   });
 
   it('notices a change in any subgraph’s SDL', () => {
     const changed = subgraphSdl('schema/supergraph.yaml', 'exam').replace('title: String!', 'title: String!\n  difficulty: Int');
     const { supergraphSdl } = composeFromConfig('schema/supergraph.yaml', { exam: changed });
-    assert.notEqual(readFileSync('schema/supergraph.graphql', 'utf8'), supergraphSdl);
-    assert.match(supergraphSdl, /difficulty: Int/);
+    expect(readFileSync('schema/supergraph.graphql', 'utf8')).not.toBe(supergraphSdl);
+    expect(supergraphSdl).toMatch(/difficulty: Int/);
   });
 
   it('fails loudly when subgraphs do not compose', () => {
@@ -22,6 +21,6 @@ describe('supergraph composition', () => {
       'type Course @key(fields: "id") {',
       'type Conversation @key(fields: "id") { id: ID! title: String! }\ntype Course @key(fields: "id") {',
     );
-    assert.throws(() => composeFromConfig('schema/supergraph.yaml', { chat: broken, rag: conflicting }), /Composition failed/);
+    expect(() => composeFromConfig('schema/supergraph.yaml', { chat: broken, rag: conflicting })).toThrow(/Composition failed/);
   });
 });

@@ -1,11 +1,10 @@
-import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createLocalBlobStore } from './local.js';
 import { BlobNotFoundError, BlobTooLargeError, InvalidBlobKeyError, type BlobStore } from './store.js';
 
@@ -32,57 +31,56 @@ function source(chunks: number, size: number) {
 describe('local blob store', () => {
   let root: string;
   let store: BlobStore;
-  before(async () => {
+  beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'blob-test-'));
     store = createLocalBlobStore(root);
   });
-  after(() => rm(root, { recursive: true, force: true }));
+  afterAll(() => rm(root, { recursive: true, force: true }));
 
   it('stores a stream and reads it back, with its size and SHA-256', async () => {
     const data = randomBytes(300_000);
     const info = await store.put('uploads/2025/01/round-trip', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), {
       maxBytes: 1_000_000,
     });
-    assert.deepEqual(info, { key: 'uploads/2025/01/round-trip', size: data.length, sha256: sha256(data) });
-    assert.equal(await store.exists('uploads/2025/01/round-trip'), true);
+    expect(info).toStrictEqual({ key: 'uploads/2025/01/round-trip', size: data.length, sha256: sha256(data) });
+    expect(await store.exists('uploads/2025/01/round-trip')).toBe(true);
 
     const chunks: Buffer[] = [];
     for await (const chunk of store.read('uploads/2025/01/round-trip')) chunks.push(chunk as Buffer);
-    assert.deepEqual(Buffer.concat(chunks), data);
+    expect(Buffer.concat(chunks)).toStrictEqual(data);
 
     const path = await store.localPath('uploads/2025/01/round-trip');
-    assert.equal(path, join(root, 'uploads/2025/01/round-trip'));
-    assert.deepEqual(await readFile(path), data);
-    assert.equal((await stat(path)).mode & 0o777, 0o640);
+    expect(path).toBe(join(root, 'uploads/2025/01/round-trip'));
+    expect(await readFile(path)).toStrictEqual(data);
+    expect((await stat(path)).mode & 0o777).toBe(0o640);
   });
 
   it('accepts an async iterable of Uint8Array and an empty body', async () => {
     const info = await store.put('plain/iterable', source(3, 10).body, { maxBytes: 30 });
-    assert.equal(info.size, 30);
+    expect(info.size).toBe(30);
     const empty = await store.put('plain/empty', Readable.from([]), { maxBytes: 10 });
-    assert.deepEqual(empty, { key: 'plain/empty', size: 0, sha256: sha256(new Uint8Array()) });
+    expect(empty).toStrictEqual({ key: 'plain/empty', size: 0, sha256: sha256(new Uint8Array()) });
   });
 
   it('replaces an existing blob as a whole', async () => {
     await store.put('replace/me', Readable.from([Buffer.from('first version')]), { maxBytes: 100 });
     await store.put('replace/me', Readable.from([Buffer.from('second')]), { maxBytes: 100 });
-    assert.equal(await text(store.read('replace/me')), 'second');
+    expect(await text(store.read('replace/me'))).toBe('second');
   });
 
   it('rejects with BlobTooLargeError as soon as the limit is crossed, reads no further and leaves no file', async () => {
     const { body, pulled } = source(100, 1000);
-    await assert.rejects(
-      store.put('big/one', body, { maxBytes: 2500 }),
-      (err) => err instanceof BlobTooLargeError && err.maxBytes === 2500,
-    );
-    assert.equal(pulled.chunks, 3);
-    assert.equal(await store.exists('big/one'), false);
-    assert.deepEqual(await allFiles(join(root, 'big')), []);
+    const put = store.put('big/one', body, { maxBytes: 2500 });
+    await expect(put).rejects.toThrow(BlobTooLargeError);
+    await expect(put).rejects.toMatchObject({ maxBytes: 2500 });
+    expect(pulled.chunks).toBe(3);
+    expect(await store.exists('big/one')).toBe(false);
+    expect(await allFiles(join(root, 'big'))).toStrictEqual([]);
   });
 
   it('accepts a body of exactly maxBytes', async () => {
     const info = await store.put('big/exact', source(5, 100).body, { maxBytes: 500 });
-    assert.equal(info.size, 500);
+    expect(info.size).toBe(500);
   });
 
   it('destroys a Node stream body that is too large and keeps an older blob with that key', async () => {
@@ -92,10 +90,10 @@ describe('local blob store', () => {
         for (let i = 0; i < 1000; i++) yield Buffer.alloc(64, i);
       })(),
     );
-    await assert.rejects(store.put('big/kept', stream, { maxBytes: 100 }), BlobTooLargeError);
-    assert.equal(stream.destroyed, true);
-    assert.equal(await text(store.read('big/kept')), 'old');
-    assert.deepEqual(await allFiles(join(root, 'big')), ['exact', 'kept']);
+    await expect(store.put('big/kept', stream, { maxBytes: 100 })).rejects.toThrow(BlobTooLargeError);
+    expect(stream.destroyed).toBe(true);
+    expect(await text(store.read('big/kept'))).toBe('old');
+    expect(await allFiles(join(root, 'big'))).toStrictEqual(['exact', 'kept']);
   });
 
   it('rejects with the body error when the body fails, leaving no file', async () => {
@@ -104,8 +102,8 @@ describe('local blob store', () => {
       yield Buffer.from('partial');
       throw boom;
     }
-    await assert.rejects(store.put('failing/one', failing(), { maxBytes: 100 }), (err) => err === boom);
-    assert.deepEqual(await allFiles(join(root, 'failing')), []);
+    await expect(store.put('failing/one', failing(), { maxBytes: 100 })).rejects.toBe(boom);
+    expect(await allFiles(join(root, 'failing'))).toStrictEqual([]);
   });
 
   it('refuses keys that could escape the root or are not plain', async () => {
@@ -127,16 +125,34 @@ describe('local blob store', () => {
       'x'.repeat(513),
       `${'x'.repeat(201)}/a`,
     ];
+    /** How a call ended: 'refused' for an InvalidBlobKeyError, thrown at once (sync) or as a rejection (async). */
+    const syncOutcome = (call: () => unknown) => {
+      try {
+        call();
+        return 'accepted';
+      } catch (err) {
+        return err instanceof InvalidBlobKeyError ? 'refused' : `failed otherwise: ${String(err)}`;
+      }
+    };
+    const asyncOutcome = (call: () => Promise<unknown>) =>
+      call().then(
+        () => 'accepted',
+        (err: unknown) => (err instanceof InvalidBlobKeyError ? 'refused' : `failed otherwise: ${String(err)}`),
+      );
     for (const key of bad) {
-      await assert.rejects(store.put(key, Readable.from([]), { maxBytes: 10 }), InvalidBlobKeyError, `put ${JSON.stringify(key)}`);
-      await assert.rejects(store.exists(key), InvalidBlobKeyError, `exists ${JSON.stringify(key)}`);
-      await assert.rejects(store.delete(key), InvalidBlobKeyError, `delete ${JSON.stringify(key)}`);
-      await assert.rejects(store.localPath(key), InvalidBlobKeyError, `localPath ${JSON.stringify(key)}`);
-      assert.throws(() => store.read(key), InvalidBlobKeyError, `read ${JSON.stringify(key)}`);
+      // The key beside each outcome, so a failure names the key and the method.
+      expect({
+        key,
+        put: await asyncOutcome(() => store.put(key, Readable.from([]), { maxBytes: 10 })),
+        exists: await asyncOutcome(() => store.exists(key)),
+        delete: await asyncOutcome(() => store.delete(key)),
+        localPath: await asyncOutcome(() => store.localPath(key)),
+        read: syncOutcome(() => store.read(key)),
+      }).toStrictEqual({ key, put: 'refused', exists: 'refused', delete: 'refused', localPath: 'refused', read: 'refused' });
     }
-    assert.throws(() => store.list('../'), InvalidBlobKeyError);
-    assert.throws(() => store.list('a/../'), InvalidBlobKeyError);
-    assert.throws(() => store.list('/abs'), InvalidBlobKeyError);
+    expect(() => store.list('../')).toThrow(InvalidBlobKeyError);
+    expect(() => store.list('a/../')).toThrow(InvalidBlobKeyError);
+    expect(() => store.list('/abs')).toThrow(InvalidBlobKeyError);
   });
 
   it('deletes idempotently, and reports missing blobs as BlobNotFoundError', async () => {
@@ -144,12 +160,12 @@ describe('local blob store', () => {
     await store.delete('gone/soon');
     await store.delete('gone/soon');
     await store.delete('never/existed/at-all');
-    assert.equal(await store.exists('gone/soon'), false);
-    await assert.rejects(store.localPath('gone/soon'), BlobNotFoundError);
-    await assert.rejects(text(store.read('gone/soon')), BlobNotFoundError);
+    expect(await store.exists('gone/soon')).toBe(false);
+    await expect(store.localPath('gone/soon')).rejects.toThrow(BlobNotFoundError);
+    await expect(text(store.read('gone/soon'))).rejects.toThrow(BlobNotFoundError);
     // A key whose parent is a file is simply absent.
     await store.put('gone/file', Readable.from([Buffer.from('x')]), { maxBytes: 10 });
-    assert.equal(await store.exists('gone/file/child'), false);
+    expect(await store.exists('gone/file/child')).toBe(false);
     await store.delete('gone/file/child');
   });
 
@@ -163,17 +179,17 @@ describe('local blob store', () => {
       ),
     );
     for (const [i, { key, data }] of blobs.entries()) {
-      assert.deepEqual(infos[i], { key, size: data.length, sha256: sha256(data) });
-      assert.deepEqual(await readFile(join(root, key)), data);
+      expect(infos[i]).toStrictEqual({ key, size: data.length, sha256: sha256(data) });
+      expect(await readFile(join(root, key))).toStrictEqual(data);
     }
-    assert.equal((await allFiles(join(root, 'concurrent'))).length, 20);
+    expect((await allFiles(join(root, 'concurrent'))).length).toBe(20);
   });
 
   it('lists blobs under a prefix with size and modification time, skipping temporary files', async () => {
     const listRoot = await mkdtemp(join(tmpdir(), 'blob-list-'));
     try {
       const s = createLocalBlobStore(listRoot);
-      assert.deepEqual(await collect(s.list('')), []);
+      expect(await collect(s.list(''))).toStrictEqual([]);
       for (const key of ['uploads/2025/01/a', 'uploads/2025/02/b', 'uploads/2025/02/c', 'uploadsX/d', 'other/e']) {
         await s.put(key, Readable.from([Buffer.from(key)]), { maxBytes: 100 });
       }
@@ -188,30 +204,29 @@ describe('local blob store', () => {
       await new Promise((r) => setTimeout(r, 50));
 
       const all = await collect(s.list('uploads/'));
-      assert.deepEqual(all.map((e) => e.key).sort(), ['uploads/2025/01/a', 'uploads/2025/02/b', 'uploads/2025/02/c']);
+      expect(all.map((e) => e.key).sort()).toStrictEqual(['uploads/2025/01/a', 'uploads/2025/02/b', 'uploads/2025/02/c']);
       const a = all.find((e) => e.key === 'uploads/2025/01/a')!;
-      assert.equal(a.size, 'uploads/2025/01/a'.length);
-      assert.equal(a.modifiedAt.getTime(), old.getTime());
+      expect(a.size).toBe('uploads/2025/01/a'.length);
+      expect(a.modifiedAt.getTime()).toBe(old.getTime());
 
-      assert.deepEqual((await collect(s.list('uploads'))).map((e) => e.key).sort(), [
+      expect((await collect(s.list('uploads'))).map((e) => e.key).sort()).toStrictEqual([
         'uploads/2025/01/a',
         'uploads/2025/02/b',
         'uploads/2025/02/c',
         'uploadsX/d',
       ]);
-      assert.deepEqual((await collect(s.list('uploads/2025/02/'))).map((e) => e.key).sort(), ['uploads/2025/02/b', 'uploads/2025/02/c']);
-      assert.deepEqual(
-        (await collect(s.list('uploads/2025/02/b'))).map((e) => e.key),
-        ['uploads/2025/02/b'],
-      );
-      assert.deepEqual(await collect(s.list('nothing/here/')), []);
-      assert.equal((await collect(s.list(''))).length, 5);
+      expect((await collect(s.list('uploads/2025/02/'))).map((e) => e.key).sort()).toStrictEqual([
+        'uploads/2025/02/b',
+        'uploads/2025/02/c',
+      ]);
+      expect((await collect(s.list('uploads/2025/02/b'))).map((e) => e.key)).toStrictEqual(['uploads/2025/02/b']);
+      expect(await collect(s.list('nothing/here/'))).toStrictEqual([]);
+      expect((await collect(s.list(''))).length).toBe(5);
 
       const cutoff = new Date('2025-01-01T00:00:00Z');
-      assert.deepEqual(
-        (await collect(s.list('uploads/'))).filter((e) => e.modifiedAt < cutoff).map((e) => e.key),
-        ['uploads/2025/01/a'],
-      );
+      expect((await collect(s.list('uploads/'))).filter((e) => e.modifiedAt < cutoff).map((e) => e.key)).toStrictEqual([
+        'uploads/2025/01/a',
+      ]);
     } finally {
       await rm(listRoot, { recursive: true, force: true });
     }

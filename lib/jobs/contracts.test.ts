@@ -1,5 +1,5 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
+import { ZodError } from 'zod';
 import { parsePayload } from './contracts.js';
 
 describe('job contracts', () => {
@@ -10,11 +10,13 @@ describe('job contracts', () => {
   };
 
   it('accepts a valid INGEST_DOCUMENT payload and strips unknown fields', () => {
-    assert.deepEqual(parsePayload('INGEST_DOCUMENT', { ...good, extra: 'x' }), good);
+    expect(parsePayload('INGEST_DOCUMENT', { ...good, extra: 'x' })).toStrictEqual(good);
   });
 
   it('rejects a payload with a missing or malformed id', () => {
-    assert.throws(() => parsePayload('INGEST_DOCUMENT', { ...good, taskId: 'not-a-uuid' }));
-    assert.throws(() => parsePayload('INGEST_DOCUMENT', { documentId: good.documentId, courseId: good.courseId }));
+    expect(() => parsePayload('INGEST_DOCUMENT', { ...good, taskId: 'not-a-uuid' })).toThrow(ZodError);
+    expect(() => parsePayload('INGEST_DOCUMENT', { ...good, taskId: 'not-a-uuid' })).toThrow(/taskId/);
+    expect(() => parsePayload('INGEST_DOCUMENT', { documentId: good.documentId, courseId: good.courseId })).toThrow(ZodError);
+    expect(() => parsePayload('INGEST_DOCUMENT', { documentId: good.documentId, courseId: good.courseId })).toThrow(/taskId/);
   });
 });

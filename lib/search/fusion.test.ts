@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, expect, it } from '@jest/globals';
 import { fuseRrf } from './fusion.js';
 
 describe('reciprocal-rank fusion', () => {
@@ -14,12 +13,9 @@ describe('reciprocal-rank fusion', () => {
         { id: 'c', score: 0.8 },
       ],
     ]);
-    assert.deepEqual(
-      fused.map((f) => f.id),
-      ['b', 'a', 'c'],
-    );
-    assert.equal(fused[0]!.score, 1 / 62 + 1 / 61);
-    assert.equal(fused[1]!.score, 1 / 61);
+    expect(fused.map((f) => f.id)).toStrictEqual(['b', 'a', 'c']);
+    expect(fused[0]!.score).toBe(1 / 62 + 1 / 61);
+    expect(fused[1]!.score).toBe(1 / 61);
   });
 
   it('lets a chunk both rankings like beat one that only one ranking puts first', () => {
@@ -33,13 +29,10 @@ describe('reciprocal-rank fusion', () => {
         { id: 'both', score: 1 },
       ],
     ]);
-    assert.equal(fused[0]!.id, 'both');
+    expect(fused[0]!.id).toBe('both');
   });
 
   it('breaks ties by id, deterministically', () => {
-    assert.deepEqual(
-      fuseRrf([[{ id: 'z', score: 1 }], [{ id: 'y', score: 1 }]]).map((f) => f.id),
-      ['y', 'z'],
-    );
+    expect(fuseRrf([[{ id: 'z', score: 1 }], [{ id: 'y', score: 1 }]]).map((f) => f.id)).toStrictEqual(['y', 'z']);
   });
 });

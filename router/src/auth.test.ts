@@ -1,11 +1,17 @@
-import assert from 'node:assert/strict';
+import { beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { describe, it, before } from 'node:test';
+import * as jose from 'jose';
 import { SignJWT, UnsecuredJWT, base64url, importJWK, type JWK } from 'jose';
 import { generateJwkPair, type KeyPairJwk } from '@lib/keys.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthError, KeySourceError, createAuthenticator, roleFrom, type Authenticator } from './auth.js';
+import type { Authenticator } from './auth.js';
+
+// Every signature verification the authenticator makes goes through this spy
+// (which calls the real jwtVerify), so a test can tell a cached answer from a new verification.
+const jwtVerify = jest.fn(jose.jwtVerify);
+jest.unstable_mockModule('jose', () => ({ ...jose, jwtVerify }));
+const { AuthError, KeySourceError, createAuthenticator, roleFrom } = await import('./auth.js');
 
 const issuer = 'https://idp.example/';
 const audience = 'ai-teacher';
@@ -32,8 +38,8 @@ describe('authenticator', () => {
       await auth.authenticate(header);
       return 'ACCEPTED';
     } catch (err) {
-      assert.ok(err instanceof AuthError, `expected AuthError, got ${(err as Error).name}: ${(err as Error).message}`);
-      return err.reason;
+      expect(err).toBeInstanceOf(AuthError);
+      return (err as InstanceType<typeof AuthError>).reason;
     }
   };
 
@@ -49,7 +55,7 @@ describe('authenticator', () => {
       ...overrides,
     });
 
-  before(async () => {
+  beforeAll(async () => {
     good = await generateJwkPair('RS256');
     other = await generateJwkPair('RS256');
     auth = authWith();
@@ -58,19 +64,21 @@ describe('authenticator', () => {
   it('accepts a valid token and reads the user id and role', async () => {
     const identity = await auth.authenticate(`Bearer ${await sign({ sub: 'alice', role: 'teacher' })}`);
     const { expiresAt, ...rest } = identity;
-    assert.deepEqual(rest, { userId: 'alice', role: 'TEACHER' });
-    assert.ok(expiresAt > Date.now() / 1000 && expiresAt <= Date.now() / 1000 + 301, 'the token’s exp, for closing sockets on time');
+    expect(rest).toStrictEqual({ userId: 'alice', role: 'TEACHER' });
+    // The token’s exp, for closing sockets on time.
+    expect(expiresAt).toBeGreaterThan(Date.now() / 1000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() / 1000 + 301);
   });
 
   it('rejects a missing header and a header that is not a bearer JWT', async () => {
-    assert.equal(await reason(undefined), 'MISSING_TOKEN');
-    assert.equal(await reason('Basic YWxpY2U6cHc='), 'MALFORMED_TOKEN');
-    assert.equal(await reason('Bearer not-a-jwt'), 'MALFORMED_TOKEN');
-    assert.equal(await reason(`Bearer ${'a'.repeat(9000)}.b.c`), 'MALFORMED_TOKEN');
+    expect(await reason(undefined)).toBe('MISSING_TOKEN');
+    expect(await reason('Basic YWxpY2U6cHc=')).toBe('MALFORMED_TOKEN');
+    expect(await reason('Bearer not-a-jwt')).toBe('MALFORMED_TOKEN');
+    expect(await reason(`Bearer ${'a'.repeat(9000)}.b.c`)).toBe('MALFORMED_TOKEN');
   });
 
   it('rejects a token signed by another key under the trusted kid (forged)', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'ADMIN' }, { key: other.privateJwk })}`), 'BAD_SIGNATURE');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'ADMIN' }, { key: other.privateJwk })}`)).toBe('BAD_SIGNATURE');
   });
 
   it('rejects a token whose payload was altered after signing', async () => {
@@ -79,19 +87,17 @@ describe('authenticator', () => {
     const forged = base64url.encode(
       JSON.stringify({ sub: 'alice', role: 'ADMIN', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 600 }),
     );
-    assert.equal(await reason(`Bearer ${h}.${forged}.${s}`), 'BAD_SIGNATURE');
+    expect(await reason(`Bearer ${h}.${forged}.${s}`)).toBe('BAD_SIGNATURE');
   });
 
   it('rejects a token signed with an unknown kid', async () => {
-    assert.equal(
-      await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { key: other.privateJwk, kid: 'nope' })}`),
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { key: other.privateJwk, kid: 'nope' })}`)).toBe(
       'UNKNOWN_KEY',
     );
   });
 
   it('rejects an expired token, beyond the clock tolerance', async () => {
-    assert.equal(
-      await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 30 })}`),
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 30 })}`)).toBe(
       'TOKEN_EXPIRED',
     );
   });
@@ -100,7 +106,7 @@ describe('authenticator', () => {
     const identity = await auth.authenticate(
       `Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) - 2 })}`,
     );
-    assert.equal(identity.userId, 'alice');
+    expect(identity.userId).toBe('alice');
   });
 
   it('rejects alg "none"', async () => {
@@ -109,7 +115,7 @@ describe('authenticator', () => {
       .setAudience(audience)
       .setExpirationTime('5m')
       .encode();
-    assert.equal(await reason(`Bearer ${unsigned}`), 'ALGORITHM_NOT_ALLOWED');
+    expect(await reason(`Bearer ${unsigned}`)).toBe('ALGORITHM_NOT_ALLOWED');
   });
 
   it('rejects HS256 signed with the public key as secret (algorithm confusion)', async () => {
@@ -120,28 +126,25 @@ describe('authenticator', () => {
       .setAudience(audience)
       .setExpirationTime('5m')
       .sign(secret);
-    assert.equal(await reason(`Bearer ${token}`), 'ALGORITHM_NOT_ALLOWED');
+    expect(await reason(`Bearer ${token}`)).toBe('ALGORITHM_NOT_ALLOWED');
   });
 
   it('rejects a wrong issuer and a wrong audience', async () => {
-    assert.equal(
-      await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { iss: 'https://evil.example/' })}`),
-      'CLAIM_INVALID',
-    );
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { aud: 'another-app' })}`), 'CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { iss: 'https://evil.example/' })}`)).toBe('CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { aud: 'another-app' })}`)).toBe('CLAIM_INVALID');
   });
 
   it('rejects tokens missing exp, sub, iss or aud', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: null })}`), 'CLAIM_INVALID');
-    assert.equal(await reason(`Bearer ${await sign({ role: 'STUDENT' })}`), 'CLAIM_INVALID');
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { iss: '' })}`), 'CLAIM_INVALID');
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { aud: '' })}`), 'CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { exp: null })}`)).toBe('CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ role: 'STUDENT' })}`)).toBe('CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { iss: '' })}`)).toBe('CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'STUDENT' }, { aud: '' })}`)).toBe('CLAIM_INVALID');
   });
 
   it('rejects a token without a known role unless a default role is configured', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'alice', role: 'SUPERUSER' })}`), 'NO_ROLE');
+    expect(await reason(`Bearer ${await sign({ sub: 'alice', role: 'SUPERUSER' })}`)).toBe('NO_ROLE');
     const lenient = authWith({ defaultRole: 'STUDENT' });
-    assert.equal((await lenient.authenticate(`Bearer ${await sign({ sub: 'alice' })}`)).role, 'STUDENT');
+    expect((await lenient.authenticate(`Bearer ${await sign({ sub: 'alice' })}`)).role).toBe('STUDENT');
   });
 
   it('reads the role from a configurable nested claim and keeps the highest', async () => {
@@ -149,18 +152,28 @@ describe('authenticator', () => {
     const identity = await keycloak.authenticate(
       `Bearer ${await sign({ sub: 'bob', realm_access: { roles: ['offline_access', 'student', 'teacher'] } })}`,
     );
-    assert.equal(identity.role, 'TEACHER');
-    assert.equal(roleFrom(['admin', 'student']), 'ADMIN');
-    assert.equal(roleFrom(42), undefined);
+    expect(identity.role).toBe('TEACHER');
+    expect(roleFrom(['admin', 'student'])).toBe('ADMIN');
+    expect(roleFrom(42)).toBe(undefined);
   });
 
   it('remembers a verified token only until it expires', async () => {
     const strict = authWith({ clockToleranceS: 0 });
-    const header = `Bearer ${await sign({ sub: 'carol', role: 'STUDENT' }, { exp: Math.floor(Date.now() / 1000) + 1 })}`;
-    assert.equal((await strict.authenticate(header)).userId, 'carol');
-    assert.equal((await strict.authenticate(header)).userId, 'carol', 'served again, from the cache');
-    await new Promise((r) => setTimeout(r, 2100));
-    await assert.rejects(strict.authenticate(header), (err: unknown) => err instanceof AuthError && err.reason === 'TOKEN_EXPIRED');
+    // At least one whole second of life (exp is in whole seconds), so the first two calls cannot see it expired.
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const header = `Bearer ${await sign({ sub: 'carol', role: 'STUDENT' }, { exp })}`;
+    jwtVerify.mockClear();
+    expect((await strict.authenticate(header)).userId).toBe('carol');
+    expect(jwtVerify).toHaveBeenCalledTimes(1);
+    // Served again, from the cache: no second verification.
+    expect((await strict.authenticate(header)).userId).toBe('carol');
+    expect(jwtVerify).toHaveBeenCalledTimes(1);
+    await new Promise((r) => setTimeout(r, exp * 1000 + 100 - Date.now()));
+    const expired = strict.authenticate(header);
+    await expect(expired).rejects.toThrow(AuthError);
+    await expect(expired).rejects.toMatchObject({ reason: 'TOKEN_EXPIRED' });
+    // Once expired, the token is verified again (and refused), not served from the cache.
+    expect(jwtVerify).toHaveBeenCalledTimes(2);
   });
 
   it('fetches keys from a JWKS URL (any OIDC provider) and says so when it is unreachable', async () => {
@@ -172,19 +185,18 @@ describe('authenticator', () => {
     const { port } = server.address() as AddressInfo;
     try {
       const oidc = authWith({ jwks: undefined, jwksUrl: `http://127.0.0.1:${port}/certs` });
-      assert.equal((await oidc.authenticate(`Bearer ${await sign({ sub: 'dana', role: 'TEACHER' })}`)).userId, 'dana');
+      expect((await oidc.authenticate(`Bearer ${await sign({ sub: 'dana', role: 'TEACHER' })}`)).userId).toBe('dana');
     } finally {
-      server.close();
+      // Drop the keep-alive connection too, so nothing is left open when the test ends.
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
     const down = authWith({ jwks: undefined, jwksUrl: `http://127.0.0.1:${port}/certs` });
-    await assert.rejects(
-      down.authenticate(`Bearer ${await sign({ sub: 'erin', role: 'TEACHER' })}`),
-      (err: unknown) => err instanceof KeySourceError,
-    );
+    await expect(down.authenticate(`Bearer ${await sign({ sub: 'erin', role: 'TEACHER' })}`)).rejects.toThrow(KeySourceError);
   });
 
   it('rejects a sub that is not a safe user id', async () => {
-    assert.equal(await reason(`Bearer ${await sign({ sub: 'a b; drop table', role: 'STUDENT' })}`), 'CLAIM_INVALID');
+    expect(await reason(`Bearer ${await sign({ sub: 'a b; drop table', role: 'STUDENT' })}`)).toBe('CLAIM_INVALID');
   });
 
   it('answers every random or mangled token with an AuthError, never anything else', async () => {
@@ -198,7 +210,7 @@ describe('authenticator', () => {
         `Bearer ${parts[0]}.${base64url.encode(bytes)}.${parts[2]}`,
         `Bearer ${valid.slice(0, i % valid.length)}`,
       ];
-      for (const header of candidates) assert.notEqual(await reason(header), 'ACCEPTED');
+      for (const header of candidates) expect(await reason(header)).not.toBe('ACCEPTED');
     }
   });
 });
