@@ -13,7 +13,19 @@ import { Prisma, PrismaClient } from './generated/index.js';
 
 export { Prisma, PrismaClient };
 export { CourseRole, DocumentFormat, DocumentStatus, TaskKind, TaskStatus } from './generated/index.js';
-export type { Chunk, ChunkEmbedding, ChunkTerm, Conversation, Course, CourseMember, Document, Exam, Task } from './generated/index.js';
+export type {
+  Chunk,
+  ChunkEmbedding,
+  ChunkTerm,
+  Conversation,
+  Course,
+  CourseMember,
+  Document,
+  Exam,
+  Message,
+  MessageFeedback,
+  Task,
+} from './generated/index.js';
 
 /** The subset of a pino logger used here (any pino Logger fits). */
 export interface DbLogger {

@@ -1,0 +1,233 @@
+import DataLoader from 'dataloader';
+import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
+import type { AnswerPublisher } from '@lib/answers/stream.js';
+import type { AnswerQueue } from '@lib/answers/job.js';
+import type { TokenBudget } from '@lib/answers/budget.js';
+import { ANSWER_CONTROL_CHANNEL } from '@lib/answers/stream.js';
+import type { Message, MessageFeedback } from '@lib/db/client.js';
+import { appError, badInput, ErrorCode, forbidden, notFound } from '@lib/errors.js';
+import type { ConversationContext } from './conversations.js';
+
+export const MAX_QUESTION_CHARS = 2000;
+export const MAX_DOCUMENT_IDS = 100;
+export const MAX_COMMENT_CHARS = 2000;
+const MAX_PAGE = 100;
+const TITLE_CHARS = 80;
+
+export interface AnswerDeps {
+  queue: AnswerQueue;
+  budget: TokenBudget;
+  publisher: AnswerPublisher;
+  /** Publishes on the answer workers' control channel. */
+  control: (channel: string, message: string) => Promise<unknown>;
+}
+
+export interface MessageContext extends ConversationContext {
+  answers: AnswerDeps;
+  ratingByMessage: DataLoader<string, MessageFeedback | null>;
+}
+
+export interface AskTutorInput {
+  courseId: string;
+  conversationId?: string | null;
+  question: string;
+  documentIds?: string[] | null;
+  mode?: 'EXPLAIN' | 'SOCRATIC' | null;
+}
+
+/** The caller's ratings of many messages in one query. */
+export function createRatingLoader(prisma: ConversationContext['prisma'], userId: string) {
+  return new DataLoader<string, MessageFeedback | null>(async (ids) => {
+    const rows = await prisma.messageFeedback.findMany({ where: { userId, messageId: { in: [...ids] } } });
+    const byId = new Map(rows.map((r) => [r.messageId, r]));
+    return ids.map((id) => byId.get(id) ?? null);
+  });
+}
+
+function titleFrom(question: string) {
+  const flat = question.replace(/\s+/g, ' ').trim();
+  return flat.length <= TITLE_CHARS ? flat : `${flat.slice(0, TITLE_CHARS - 1).trimEnd()}…`;
+}
+
+/** Records the question and an answer to come, then queues the answer. */
+export async function askTutor(ctx: MessageContext, input: AskTutorInput): Promise<Message> {
+  const courseId = assertUuid(input.courseId, 'courseId');
+  const question = input.question.trim();
+  if (question.length < 1 || question.length > MAX_QUESTION_CHARS) {
+    throw badInput(`The question must be 1 to ${MAX_QUESTION_CHARS} characters`, 'question');
+  }
+  const documentIds = input.documentIds ? [...new Set(input.documentIds.map((id) => assertUuid(id, 'documentIds')))] : [];
+  if (input.documentIds && (documentIds.length < 1 || documentIds.length > MAX_DOCUMENT_IDS)) {
+    throw badInput(`Give 1 to ${MAX_DOCUMENT_IDS} documentIds, or none`, 'documentIds');
+  }
+  const conversationId = input.conversationId ? assertUuid(input.conversationId, 'conversationId') : null;
+  await requireCourseMember(ctx, courseId);
+
+  const budget = await ctx.answers.budget.status(ctx.identity.userId);
+  if (budget.exhausted) {
+    throw appError(
+      ErrorCode.RATE_LIMITED,
+      `You have used today's tutor budget (${budget.limit} tokens); it resets at ${budget.resetsAt.toISOString()}`,
+      { resetsAt: budget.resetsAt.toISOString(), limit: budget.limit },
+    );
+  }
+  if (conversationId) {
+    const conversation = await ctx.prisma.conversation.findUnique({ where: { id: conversationId } });
+    if (!conversation || conversation.userId !== ctx.identity.userId) throw notFound('Conversation');
+    if (conversation.courseId !== courseId) throw badInput('That conversation belongs to another course', 'conversationId');
+  }
+
+  const userId = ctx.identity.userId;
+  const mode = input.mode ?? 'EXPLAIN';
+  const answer = await ctx.prisma.$transaction(async (tx) => {
+    const conversation = conversationId
+      ? await tx.conversation.update({ where: { id: conversationId }, data: { updatedAt: new Date() } })
+      : await tx.conversation.create({ data: { courseId, userId, title: titleFrom(question) } });
+    const asked = await tx.message.create({
+      data: { conversationId: conversation.id, courseId, userId, role: 'USER', content: question, status: 'COMPLETE', mode },
+    });
+    return tx.message.create({
+      data: {
+        conversationId: conversation.id,
+        courseId,
+        userId,
+        role: 'ASSISTANT',
+        status: 'GENERATING',
+        mode,
+        replyToId: asked.id,
+        documentIds,
+        // One millisecond after the question, so the pair always sorts question first.
+        createdAt: new Date(asked.createdAt.getTime() + 1),
+      },
+    });
+  });
+  try {
+    await ctx.answers.queue.enqueue({ messageId: answer.id });
+  } catch (err) {
+    // The answer worker's sweeper enqueues GENERATING answers whose job is missing.
+    ctx.log.warn({ err, messageId: answer.id }, 'answer enqueue failed; the sweeper will retry');
+  }
+  ctx.log.info({ messageId: answer.id, conversationId: answer.conversationId, courseId, mode }, 'tutor asked');
+  return answer;
+}
+
+/** A message of the caller's own conversations (any, for an admin). Strangers get NOT_FOUND. */
+export async function getMessage(ctx: MessageContext, rawId: string): Promise<Message> {
+  const message = await ctx.prisma.message.findUnique({ where: { id: assertUuid(rawId) } });
+  if (!message || (message.userId !== ctx.identity.userId && ctx.identity.role !== 'ADMIN')) throw notFound('Message');
+  return message;
+}
+
+/** Stops an answer being written. The worker writing it saves the text so far; a queued one ends at once. */
+export async function cancelAnswer(ctx: MessageContext, rawId: string): Promise<Message> {
+  const message = await getMessage(ctx, rawId);
+  if (message.userId !== ctx.identity.userId) throw forbidden('Only the person who asked can stop an answer');
+  if (message.role !== 'ASSISTANT') throw badInput('Only answers can be cancelled', 'messageId');
+  if (message.status !== 'GENERATING') return message;
+  const updated = await ctx.prisma.message.updateMany({
+    where: { id: message.id, status: 'GENERATING' },
+    data: { status: 'CANCELLED', completedAt: new Date() },
+  });
+  if (updated.count === 1) {
+    await ctx.answers.control(ANSWER_CONTROL_CHANNEL, JSON.stringify({ type: 'cancel', messageId: message.id }));
+    if (await ctx.answers.queue.removeIfWaiting(message.id)) {
+      await ctx.answers.publisher.publish(message.id, { type: 'done', status: 'CANCELLED' });
+    }
+    ctx.log.info({ messageId: message.id }, 'answer cancelled');
+  }
+  return ctx.prisma.message.findUniqueOrThrow({ where: { id: message.id } });
+}
+
+export async function rateAnswer(ctx: MessageContext, rawId: string, helpful: boolean, rawComment?: string | null) {
+  const message = await getMessage(ctx, rawId);
+  if (message.userId !== ctx.identity.userId) throw forbidden('Only the person who asked can rate an answer');
+  if (message.role !== 'ASSISTANT' || message.status !== 'COMPLETE') throw badInput('Only finished answers can be rated', 'messageId');
+  const comment = rawComment?.trim() || null;
+  if (comment && comment.length > MAX_COMMENT_CHARS) throw badInput(`A comment is at most ${MAX_COMMENT_CHARS} characters`, 'comment');
+  await ctx.prisma.messageFeedback.upsert({
+    where: { messageId_userId: { messageId: message.id, userId: ctx.identity.userId } },
+    create: { messageId: message.id, userId: ctx.identity.userId, helpful, comment },
+    update: { helpful, comment },
+  });
+  ctx.ratingByMessage.clear(message.id);
+  return message;
+}
+
+function pageSize(first: number | null | undefined, fallback: number) {
+  const n = first ?? fallback;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw badInput(`"first" must be 1 to ${MAX_PAGE}`, 'first');
+  return n;
+}
+
+const encodeCursor = (at: Date, id: string) => Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
+export function decodeCursor(cursor: string): { at: Date; id: string } {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const date = new Date(at ?? '');
+  if (!id || Number.isNaN(date.getTime())) throw badInput('Invalid cursor', 'after');
+  return { at: date, id };
+}
+
+/** A conversation's messages, oldest first, by keyset on (createdAt, id). */
+export async function listMessages(ctx: MessageContext, conversationId: string, args: { first?: number | null; after?: string | null }) {
+  const first = pageSize(args.first, 50);
+  const after = args.after ? decodeCursor(args.after) : null;
+  const rows = await ctx.prisma.message.findMany({
+    where: {
+      conversationId,
+      ...(after ? { OR: [{ createdAt: { gt: after.at } }, { createdAt: after.at, id: { gt: after.id } }] } : {}),
+    },
+    orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+    take: first + 1,
+  });
+  const page = rows.slice(0, first);
+  const last = page[page.length - 1];
+  return {
+    edges: page.map((node) => ({ cursor: encodeCursor(node.createdAt, node.id), node })),
+    pageInfo: { hasNextPage: rows.length > first, endCursor: last ? encodeCursor(last.createdAt, last.id) : null },
+  };
+}
+
+/** Ratings of the course's answers, newest first, for its teachers. */
+export async function tutorFeedback(ctx: MessageContext, courseId: string, args: { first?: number | null; after?: string | null }) {
+  await requireCourseTeacher(ctx, courseId);
+  const first = pageSize(args.first, 50);
+  const after = args.after ? decodeCursor(args.after) : null;
+  const rows = await ctx.prisma.messageFeedback.findMany({
+    where: {
+      message: { courseId },
+      ...(after ? { OR: [{ createdAt: { lt: after.at } }, { createdAt: after.at, messageId: { lt: after.id } }] } : {}),
+    },
+    orderBy: [{ createdAt: 'desc' }, { messageId: 'desc' }],
+    take: first,
+    include: { message: { select: { content: true, replyToId: true } } },
+  });
+  const questionIds = rows.map((r) => r.message.replyToId).filter((id): id is string => id !== null);
+  const questions = new Map(
+    (await ctx.prisma.message.findMany({ where: { id: { in: questionIds } }, select: { id: true, content: true } })).map((m) => [
+      m.id,
+      m.content,
+    ]),
+  );
+  return rows.map((r) => ({
+    cursor: encodeCursor(r.createdAt, r.messageId),
+    helpful: r.helpful,
+    comment: r.comment,
+    question: (r.message.replyToId && questions.get(r.message.replyToId)) ?? '',
+    answer: r.message.content,
+    userId: r.userId,
+    createdAt: r.createdAt,
+  }));
+}
+
+/** Stops answers being written (their conversation is being deleted). */
+export async function stopAnswers(ctx: MessageContext, messageIds: string[]) {
+  await ctx.prisma.message.updateMany({
+    where: { id: { in: messageIds }, status: 'GENERATING' },
+    data: { status: 'CANCELLED', completedAt: new Date() },
+  });
+  for (const messageId of messageIds) {
+    await ctx.answers.control(ANSWER_CONTROL_CHANNEL, JSON.stringify({ type: 'cancel', messageId }));
+    await ctx.answers.queue.removeIfWaiting(messageId);
+    await ctx.answers.publisher.publish(messageId, { type: 'done', status: 'CANCELLED' });
+  }
+}
