@@ -12,13 +12,17 @@
  * document closes only 8 object schemas (Filter among them), so `spec` lets a misspelt field
  * through almost everywhere, as Qdrant itself mostly does (it ignores unknown fields):
  * requests and responses are held to `closed`.
+ *
+ * The requests are the ones `@qdrant/js-client-rest` builds for the store, as the fake
+ * records them (method, path, query parameters, body).
  */
-import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import { Ajv, type ValidateFunction } from 'ajv';
 import {
   chunk,
+  FAKE_VERSION,
   startQdrantFake,
   sv,
   type QdrantFake,
@@ -62,10 +66,8 @@ function convert(node: Json, closed: boolean): Json {
   if (node['nullable'] === true) {
     if (node['type'] === undefined) {
       // The only shape in the document: `{ nullable: true }` alone, an `anyOf` branch meaning null.
-      assert.ok(
-        Object.keys(node).every((k) => ANNOTATIONS.has(k)),
-        `nullable without type: ${JSON.stringify(node).slice(0, 200)}`,
-      );
+      if (!Object.keys(node).every((k) => ANNOTATIONS.has(k)))
+        throw new Error(`nullable without type: ${JSON.stringify(node).slice(0, 200)}`);
       return { ...out, type: 'null' };
     }
     out['type'] = [node['type'] as string, 'null'];
@@ -117,7 +119,7 @@ function validatorFor(spec: OpenApi, closed: boolean) {
       let v = cache.get(name);
       if (!v) {
         const got = ajv.getSchema(`qdrant#/definitions/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`);
-        assert.ok(got, `no schema ${name}`);
+        if (!got) throw new Error(`no schema ${name}`);
         cache.set(name, (v = got));
       }
       return v;
@@ -136,191 +138,240 @@ function operationOf(spec: OpenApi, method: string, path: string): Operation {
     .filter(([template, ops]) => ops[method.toLowerCase()] && new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path))
     .sort(([a], [b]) => (a.match(/\{/g)?.length ?? 0) - (b.match(/\{/g)?.length ?? 0));
   const found = matches[0]?.[1][method.toLowerCase()];
-  assert.ok(found, `no operation for ${method} ${path} in the document`);
+  if (!found) throw new Error(`no operation for ${method} ${path} in the document`);
   return found;
 }
 
 function responseSchemaName(op: Operation, status: number): string {
   const keys = Object.keys(op.responses);
   const key = keys.includes(String(status)) ? String(status) : status >= 400 && status < 500 && keys.includes('4XX') ? '4XX' : 'default';
-  assert.ok(op.responses[key]?.content?.['application/json'], `${op.operationId}: no JSON schema for HTTP ${status}`);
+  if (!op.responses[key]?.content?.['application/json']) throw new Error(`${op.operationId}: no JSON schema for HTTP ${status}`);
   return `${op.operationId}:${key}`;
 }
 
-describe(
-  "the Qdrant store against Qdrant 1.19's OpenAPI document",
-  { skip: present ? false : `skipped: ${SPEC.pathname} is absent (this tier needs ../shared/contracts)` },
-  () => {
-    let spec: OpenApi;
-    let closed: ReturnType<typeof validatorFor>;
-    let loose: ReturnType<typeof validatorFor>;
-    let fake: QdrantFake;
-    let requests: RecordedRequest[];
-    let responses: RecordedResponse[];
+const suite = present ? describe : describe.skip;
+if (!present) console.warn(`skipped: ${SPEC.pathname} is absent (this tier needs ../shared/contracts)`);
 
-    before(async () => {
-      spec = JSON.parse(readFileSync(SPEC, 'utf8')) as OpenApi;
-      closed = validatorFor(spec, true);
-      loose = validatorFor(spec, false);
-      fake = await startQdrantFake({ apiKey: 'k' });
+/** What the client says on the console when an API key goes over plain http (every store here). */
+const PLAIN_HTTP_KEY = 'Api key is used with unsecure connection.';
 
-      // Everything the store sends, successes and Qdrant's errors alike.
-      const dense = { model: 'nomic-ai/nomic-embed-text-v1.5', dimensions: 4 };
-      const opts = { url: fake.url, apiKey: 'k', shardNumber: 2, replicationFactor: 2, writeConsistencyFactor: 1, retry: { attempts: 1 } };
-      const hybrid = createQdrantStore({ ...opts, collection: collectionFor('chunks', dense) });
-      await hybrid.ensureReady(dense);
-      await createQdrantStore({ ...opts, collection: collectionFor('chunks', dense) }).ensureReady(dense);
-      const lexical = createQdrantStore({ ...opts, collection: 'chunks' });
-      await lexical.ensureReady(null);
-      fake.fail({ path: '/collections/chunks/exists', status: 200, body: { result: { exists: false }, status: 'ok', time: 0.000012 } });
-      await createQdrantStore({ ...opts, collection: 'chunks' }).ensureReady(null); // creation race: 409
+suite("the Qdrant store against Qdrant 1.19's OpenAPI document", () => {
+  let spec: OpenApi;
+  let closed: ReturnType<typeof validatorFor>;
+  let loose: ReturnType<typeof validatorFor>;
+  let fake: QdrantFake;
+  let requests: RecordedRequest[];
+  let responses: RecordedResponse[];
+  let warn: ReturnType<typeof jest.spyOn>;
 
-      await hybrid.replaceDocument('c1', 'd1', [
-        chunk('c1', 'd1', 0, sv({ 1: 1.5, 4_000_000_000: 0.2 }), [1, 0, 0, 0]),
-        chunk('c1', 'd1', 1, sv({}), [0, 1, 0, 0]),
-      ]);
-      await hybrid.replaceDocument('c2', 'd2', [chunk('c2', 'd2', 0, sv({ 1: 1 }), [1, 0, 0, 0])]);
-      await lexical.replaceDocument('c1', 'd1', [chunk('c1', 'd1', 0, sv({ 1: 1 }))]);
-      await hybrid.search({ courseId: 'c1', sparse: sv({ 1: 1 }), dense: [1, 0, 0, 0], limit: 5 });
-      await hybrid.search({ courseId: 'c1', sparse: sv({ 1: 1 }), dense: [1, 0, 0, 0], documentIds: ['d1', 'd9'], limit: 5 });
-      await hybrid.search({ courseId: 'c1', sparse: sv({}), dense: [1, 0, 0, 0], limit: 5 });
-      await lexical.search({ courseId: 'c1', sparse: sv({ 1: 1 }), documentIds: ['d1'], limit: 5 });
-      await hybrid.deleteDocument('c1', 'd1');
-      await assert.rejects(hybrid.replaceDocument('c1', 'd1', [chunk('c1', 'd1', 0, sv({ 1: 1 }), [1, 0])]), /HTTP 400/);
-      await assert.rejects(
-        createQdrantStore({ ...opts, collection: 'missing' }).search({ courseId: 'c1', sparse: sv({ 1: 1 }), limit: 1 }),
-        /HTTP 404/,
-      );
+  beforeAll(async () => {
+    warn = jest.spyOn(console, 'warn').mockImplementation(() => {});
+    spec = JSON.parse(readFileSync(SPEC, 'utf8')) as OpenApi;
+    closed = validatorFor(spec, true);
+    loose = validatorFor(spec, false);
+    fake = await startQdrantFake({ apiKey: 'k' });
 
-      requests = [...fake.requests];
-      responses = [...fake.responses];
-    });
-    after(() => fake?.close());
+    // Everything the store sends, successes and Qdrant's errors alike.
+    const dense = { model: 'nomic-ai/nomic-embed-text-v1.5', dimensions: 4 };
+    const opts = { url: fake.url, apiKey: 'k', shardNumber: 2, replicationFactor: 2, writeConsistencyFactor: 1, retry: { attempts: 1 } };
+    const hybrid = createQdrantStore({ ...opts, collection: collectionFor('chunks', dense) });
+    await hybrid.ensureReady(dense);
+    await createQdrantStore({ ...opts, collection: collectionFor('chunks', dense) }).ensureReady(dense);
+    const lexical = createQdrantStore({ ...opts, collection: 'chunks' });
+    await lexical.ensureReady(null);
+    fake.fail({ path: '/collections/chunks/exists', status: 200, body: { result: { exists: false }, status: 'ok', time: 0.000012 } });
+    await createQdrantStore({ ...opts, collection: 'chunks' }).ensureReady(null); // creation race: 409
 
-    it('is an OpenAPI 3.0 document whose every schema compiles, as written and closed', () => {
-      assert.match(spec.openapi, /^3\.0\./);
-      for (const v of [loose, closed]) for (const name of v.names) v.get(name);
-      assert.ok(closed.names.length > 400, String(closed.names.length));
-    });
+    await hybrid.replaceDocument('c1', 'd1', [
+      chunk('c1', 'd1', 0, sv({ 1: 1.5, 4_000_000_000: 0.2 }), [1, 0, 0, 0]),
+      chunk('c1', 'd1', 1, sv({}), [0, 1, 0, 0]),
+    ]);
+    await hybrid.replaceDocument('c2', 'd2', [chunk('c2', 'd2', 0, sv({ 1: 1 }), [1, 0, 0, 0])]);
+    await lexical.replaceDocument('c1', 'd1', [chunk('c1', 'd1', 0, sv({ 1: 1 }))]);
+    await hybrid.search({ courseId: 'c1', sparse: sv({ 1: 1 }), dense: [1, 0, 0, 0], limit: 5 });
+    await hybrid.search({ courseId: 'c1', sparse: sv({ 1: 1 }), dense: [1, 0, 0, 0], documentIds: ['d1', 'd9'], limit: 5 });
+    await hybrid.search({ courseId: 'c1', sparse: sv({}), dense: [1, 0, 0, 0], limit: 5 });
+    await lexical.search({ courseId: 'c1', sparse: sv({ 1: 1 }), documentIds: ['d1'], limit: 5 });
+    await hybrid.deleteDocument('c1', 'd1');
+    await expect(hybrid.replaceDocument('c1', 'd1', [chunk('c1', 'd1', 0, sv({ 1: 1 }), [1, 0])])).rejects.toThrow(/HTTP 400/);
+    await expect(
+      createQdrantStore({ ...opts, collection: 'missing' }).search({ courseId: 'c1', sparse: sv({ 1: 1 }), limit: 1 }),
+    ).rejects.toThrow(/HTTP 404/);
 
-    it('every request body matches its operation, objects closed to undeclared fields', () => {
-      assert.ok(requests.length >= 20, String(requests.length));
-      for (const r of requests) {
-        const op = operationOf(spec, r.method, r.path);
-        if (op.requestBody === undefined) {
-          assert.equal(r.body, undefined, `${op.operationId} takes no body`);
-          continue;
+    requests = [...fake.requests];
+    responses = [...fake.responses];
+  });
+  afterAll(async () => {
+    warn?.mockRestore();
+    await fake?.close();
+  });
+
+  it('is an OpenAPI 3.0 document whose every schema compiles, as written and closed', () => {
+    expect(spec.openapi).toMatch(/^3\.0\./);
+    for (const v of [loose, closed]) for (const name of v.names) expect(v.get(name)).toBeInstanceOf(Function);
+    expect(closed.names.length).toBeGreaterThan(400);
+  });
+
+  it('every request body matches its operation, objects closed to undeclared fields', () => {
+    expect(requests.length).toBeGreaterThanOrEqual(20);
+    for (const r of requests) {
+      const op = operationOf(spec, r.method, r.path);
+      const request = `${r.method} ${r.path}: ${JSON.stringify(r.body)?.slice(0, 300)}`;
+      if (op.requestBody === undefined) {
+        // `${op.operationId} takes no body`
+        expect({ request, body: r.body }).toEqual({ request, body: undefined });
+        continue;
+      }
+      expect({ request, errors: closed.check(`${op.operationId}:request`, r.body) }).toEqual({ request, errors: null });
+    }
+  });
+
+  it('every query parameter is one the operation declares, with a valid value', () => {
+    for (const r of requests) {
+      const op = operationOf(spec, r.method, r.path);
+      for (const [name, raw] of Object.entries(r.query)) {
+        const key = `${op.operationId}:query:${name}`;
+        const param = op.parameters?.find((p) => p.in === 'query' && p.name === name);
+        expect({ key, declared: param !== undefined }).toEqual({ key, declared: true });
+        let parsed: unknown = raw;
+        try {
+          parsed = JSON.parse(raw);
+        } catch {
+          // a plain string
         }
-        assert.equal(
-          closed.check(`${op.operationId}:request`, r.body),
-          null,
-          `${r.method} ${r.path}: ${JSON.stringify(r.body).slice(0, 300)}`,
-        );
+        const errors = closed.check(key, raw) === null ? null : closed.check(key, parsed);
+        expect({ key, raw, errors }).toEqual({ key, raw, errors: null });
       }
-    });
+    }
+  });
 
-    it('every query parameter is one the operation declares, with a valid value', () => {
-      for (const r of requests) {
-        const op = operationOf(spec, r.method, r.path);
-        for (const [name, raw] of Object.entries(r.query)) {
-          const param = op.parameters?.find((p) => p.in === 'query' && p.name === name);
-          assert.ok(param, `${op.operationId} has no query parameter ${name}`);
-          let parsed: unknown = raw;
-          try {
-            parsed = JSON.parse(raw);
-          } catch {
-            // a plain string
-          }
-          const key = `${op.operationId}:query:${name}`;
-          assert.ok(closed.check(key, raw) === null || closed.check(key, parsed) === null, `${key}=${raw}: ${closed.check(key, parsed)}`);
-        }
-      }
-    });
+  it("every response of the fake matches the operation's response schema, errors included", () => {
+    const statuses = new Set(responses.map((r) => r.status));
+    expect([...statuses].sort()).toEqual([200, 400, 404, 409]);
+    for (const r of responses) {
+      const op = operationOf(spec, r.method, r.path);
+      const name = responseSchemaName(op, r.status);
+      const response = `${r.method} ${r.path} ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`;
+      expect({ response, errors: closed.check(name, r.body) }).toEqual({ response, errors: null });
+      // The document marks no envelope field as required; Qdrant always sends these.
+      if (r.status === 200) expect(Object.keys(r.body as object)).toEqual(expect.arrayContaining(['result', 'status', 'time']));
+      else expect(typeof (r.body as { status: { error: unknown } }).status.error).toBe('string');
+    }
+  });
 
-    it("every response of the fake matches the operation's response schema, errors included", () => {
-      const statuses = new Set(responses.map((r) => r.status));
-      assert.deepEqual([...statuses].sort(), [200, 400, 404, 409]);
-      for (const r of responses) {
-        const op = operationOf(spec, r.method, r.path);
-        const name = responseSchemaName(op, r.status);
-        assert.equal(closed.check(name, r.body), null, `${r.method} ${r.path} ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
-        // The document marks no envelope field as required; Qdrant always sends these.
-        if (r.status === 200)
-          assert.ok(
-            ['result', 'status', 'time'].every((k) => k in (r.body as object)),
-            JSON.stringify(r.body),
-          );
-        else assert.equal(typeof (r.body as { status: { error: unknown } }).status.error, 'string');
-      }
-    });
+  it('covers every operation the store uses', () => {
+    const seen = new Set(requests.map((r) => operationOf(spec, r.method, r.path).operationId));
+    expect([...seen].sort()).toEqual([
+      'collection_exists',
+      'create_collection',
+      'create_field_index',
+      'delete_points',
+      'get_collection',
+      'query_points',
+      'upsert_points',
+    ]);
+  });
 
-    it('covers every operation the store uses', () => {
-      const seen = new Set(requests.map((r) => operationOf(spec, r.method, r.path).operationId));
-      assert.deepEqual([...seen].sort(), [
-        'collection_exists',
-        'create_collection',
-        'create_field_index',
-        'delete_points',
-        'get_collection',
-        'query_points',
-        'upsert_points',
-      ]);
-    });
+  it('sends the hybrid query the document describes: two prefetches, parametrised RRF, payload selection', () => {
+    const query = requests.find((r) => r.path.endsWith('/points/query') && (r.body as { prefetch?: unknown }).prefetch);
+    expect(query).toBeDefined();
+    const body = query!.body as { prefetch: { using: string }[]; query: unknown; with_payload: unknown };
+    expect(body.prefetch.map((p) => p.using)).toEqual(['bm25', 'dense']);
+    expect(closed.check('RrfQuery', body.query)).toBeNull();
+    expect(body.with_payload).toEqual(['chunk_id']);
+    expect(closed.check('ExtendedPointId', pointIdFor('d1', 0))).toBeNull();
+  });
 
-    it('sends the hybrid query the document describes: two prefetches, parametrised RRF, payload selection', () => {
-      const query = requests.find((r) => r.path.endsWith('/points/query') && (r.body as { prefetch?: unknown }).prefetch);
-      assert.ok(query);
-      const body = query.body as { prefetch: { using: string }[]; query: unknown };
-      assert.deepEqual(
-        body.prefetch.map((p) => p.using),
-        ['bm25', 'dense'],
-      );
-      assert.equal(closed.check('RrfQuery', body.query), null);
-      assert.equal(closed.check('ExtendedPointId', pointIdFor('d1', 0)), null);
-    });
+  it('catches a misspelt field, a wrong type, a bad enum or an out-of-range number', () => {
+    const wrongs: [string, unknown][] = [
+      ['query_points:request', { prefetch: [{ usingg: 'bm25' }] }],
+      ['query_points:request', { query: { fusion: 'rrf' }, limitt: 3 }],
+      ['query_points:request', { query: { fusion: 'rff' }, prefetch: [] }],
+      ['query_points:request', { query: { rrf: { k: 0 } }, prefetch: [] }],
+      ['query_points:request', { query: { indices: [-1], values: [1] }, using: 'bm25' }],
+      ['query_points:request', { query: { indices: [1], values: [1] }, limit: '10' }],
+      ['query_points:request', { filter: { must: [{ key: 'course_id', match: { value: 'c1' } }], shoud: [] } }],
+      ['query_points:request', { filter: { must: [{ key: 'course_id', mach: { value: 'c1' } }] } }],
+      ['query_points:request', { filter: { must: [{ key: 'document_id', match: { any: ['d1', 'd1'] } }] } }],
+      ['upsert_points:request', { points: [{ id: 'd1:0', vector: { bm25: { indices: [1], values: [1] } } }] }],
+      ['upsert_points:request', { points: [{ id: pointIdFor('d1', 0), vectors: { bm25: { indices: [1], values: [1] } } }] }],
+      ['create_collection:request', { sparse_vectors: { bm25: { modifier: 'IDF' } } }],
+      ['create_collection:request', { vectors: { dense: { size: 4, distance: 'cosine' } } }],
+      ['create_collection:request', { shard_number: 0 }],
+      ['create_field_index:request', { field_name: 'course_id', field_schema: { type: 'keyword', is_tennant: true } }],
+      ['delete_points:request', { filter: { must: [] }, wait: true }],
+      ['query_points:200', { result: { point: [] }, status: 'ok', time: 0 }],
+      ['query_points:200', { result: { points: [{ id: 'x', version: 0, score: 1 }] }, status: 'ok', time: 0 }],
+      ['upsert_points:200', { result: { operation_id: 1, status: 'done' }, status: 'ok', time: 0 }],
+      ['collection_exists:200', { result: { exist: true }, status: 'ok', time: 0 }],
+      ['query_points:4XX', { status: { message: 'x' }, time: 0 }],
+    ];
+    for (const [name, data] of wrongs) {
+      expect({ name, data, accepted: closed.check(name, data) === null }).toEqual({ name, data, accepted: false });
+    }
+  });
 
-    it('catches a misspelt field, a wrong type, a bad enum or an out-of-range number', () => {
-      const wrongs: [string, unknown][] = [
-        ['query_points:request', { prefetch: [{ usingg: 'bm25' }] }],
-        ['query_points:request', { query: { fusion: 'rrf' }, limitt: 3 }],
-        ['query_points:request', { query: { fusion: 'rff' }, prefetch: [] }],
-        ['query_points:request', { query: { rrf: { k: 0 } }, prefetch: [] }],
-        ['query_points:request', { query: { indices: [-1], values: [1] }, using: 'bm25' }],
-        ['query_points:request', { query: { indices: [1], values: [1] }, limit: '10' }],
-        ['query_points:request', { filter: { must: [{ key: 'course_id', match: { value: 'c1' } }], shoud: [] } }],
-        ['query_points:request', { filter: { must: [{ key: 'course_id', mach: { value: 'c1' } }] } }],
-        ['query_points:request', { filter: { must: [{ key: 'document_id', match: { any: ['d1', 'd1'] } }] } }],
-        ['upsert_points:request', { points: [{ id: 'd1:0', vector: { bm25: { indices: [1], values: [1] } } }] }],
-        ['upsert_points:request', { points: [{ id: pointIdFor('d1', 0), vectors: { bm25: { indices: [1], values: [1] } } }] }],
-        ['create_collection:request', { sparse_vectors: { bm25: { modifier: 'IDF' } } }],
-        ['create_collection:request', { vectors: { dense: { size: 4, distance: 'cosine' } } }],
-        ['create_collection:request', { shard_number: 0 }],
-        ['create_field_index:request', { field_name: 'course_id', field_schema: { type: 'keyword', is_tennant: true } }],
-        ['delete_points:request', { filter: { must: [] }, wait: true }],
-        ['query_points:200', { result: { point: [] }, status: 'ok', time: 0 }],
-        ['query_points:200', { result: { points: [{ id: 'x', version: 0, score: 1 }] }, status: 'ok', time: 0 }],
-        ['upsert_points:200', { result: { operation_id: 1, status: 'done' }, status: 'ok', time: 0 }],
-        ['collection_exists:200', { result: { exist: true }, status: 'ok', time: 0 }],
-        ['query_points:4XX', { status: { message: 'x' }, time: 0 }],
-      ];
-      for (const [name, data] of wrongs) assert.notEqual(closed.check(name, data), null, `${name} accepted ${JSON.stringify(data)}`);
-    });
+  it('enforces additionalProperties: false where the document sets it, and closes the rest itself', () => {
+    // Filter is closed by the document: a misspelt clause fails even as written.
+    expect(loose.check('query_points:request', { filter: { must: [], shoud: [] } })).not.toBeNull();
+    // Prefetch is not: as written, the document (like Qdrant, which ignores unknown fields) lets `usingg` through.
+    expect(loose.check('query_points:request', { prefetch: [{ usingg: 'bm25' }] })).toBeNull();
+    expect(closed.check('query_points:request', { prefetch: [{ usingg: 'bm25' }] })).not.toBeNull();
+    // Maps stay open where the document makes them maps (vector names, payload).
+    expect(
+      closed.check('create_collection:request', { vectors: { anything: { size: 3, distance: 'Dot' } }, sparse_vectors: { s: {} } }),
+    ).toBeNull();
+    expect(closed.check('upsert_points:request', { points: [{ id: 7, vector: { v: [1] }, payload: { any: { thing: [1] } } }] })).toBeNull();
+  });
 
-    it('enforces additionalProperties: false where the document sets it, and closes the rest itself', () => {
-      // Filter is closed by the document: a misspelt clause fails even as written.
-      assert.notEqual(loose.check('query_points:request', { filter: { must: [], shoud: [] } }), null);
-      // Prefetch is not: as written, the document (like Qdrant, which ignores unknown fields) lets `usingg` through.
-      assert.equal(loose.check('query_points:request', { prefetch: [{ usingg: 'bm25' }] }), null);
-      assert.notEqual(closed.check('query_points:request', { prefetch: [{ usingg: 'bm25' }] }), null);
-      // Maps stay open where the document makes them maps (vector names, payload).
-      assert.equal(
-        closed.check('create_collection:request', { vectors: { anything: { size: 3, distance: 'Dot' } }, sparse_vectors: { s: {} } }),
-        null,
-      );
-      assert.equal(
-        closed.check('upsert_points:request', { points: [{ id: 7, vector: { v: [1] }, payload: { any: { thing: [1] } } }] }),
-        null,
-      );
-    });
-  },
-);
+  it('a misspelt field in a body the client sends still fails validation, and the fake refuses it', async () => {
+    const client = new QdrantClient({ url: fake.url, apiKey: 'k', checkCompatibility: false });
+    const sparse = { indices: [1], values: [1] };
+    const hybrid = (prefetch: object) => ({ prefetch: [prefetch], query: { rrf: { k: 61 } }, limit: 5 });
+    fake.clearLog();
+
+    // The client copies nested objects as they are: a misspelt prefetch field is sent.
+    await expect(
+      client.query('chunks', hybrid({ query: sparse, usingg: 'bm25', limit: 5 }) as unknown as Schemas['QueryRequest']),
+    ).rejects.toMatchObject({ status: 400, data: { status: { error: expect.stringMatching(/unknown field `usingg` in prefetch/) } } });
+    const sent = fake.requests[0]!;
+    expect(`${sent.method} ${sent.path}`).toBe('POST /collections/chunks/points/query');
+    expect(sent.body).toEqual(hybrid({ query: sparse, usingg: 'bm25', limit: 5 }));
+    expect(closed.check('query_points:request', sent.body)).not.toBeNull();
+    // The document as written lets it through (as Qdrant would, ignoring it): closing objects is what catches it.
+    expect(loose.check('query_points:request', sent.body)).toBeNull();
+    // Spelt right, the same request is valid and answered.
+    await client.query('chunks', hybrid({ query: sparse, using: 'bm25', limit: 5 }) as Schemas['QueryRequest']);
+    expect(closed.check('query_points:request', fake.requests[1]!.body)).toBeNull();
+    expect(fake.responses[1]!.status).toBe(200);
+
+    // A misspelt top-level field never leaves the client's methods (they pick the fields they know)...
+    fake.clearLog();
+    await client.query('chunks', { query: sparse, using: 'bm25', limitt: 3 } as unknown as Schemas['QueryRequest']);
+    expect(fake.requests[0]!.body).toEqual({ query: sparse, using: 'bm25' });
+    // ...but its generated API sends it, and the closed check catches it there too.
+    fake.clearLog();
+    await expect(
+      client.api().queryPoints({ collection_name: 'chunks', query: sparse, using: 'bm25', limitt: 3 } as never),
+    ).rejects.toMatchObject({ status: 400 });
+    expect(fake.requests[0]!.body).toEqual({ query: sparse, using: 'bm25', limitt: 3 });
+    expect(closed.check('query_points:request', fake.requests[0]!.body)).not.toBeNull();
+  });
+
+  it("answers the client's version check (GET /) as the document says, so the client does not warn", async () => {
+    fake.clearLog();
+    const client = new QdrantClient({ url: fake.url, apiKey: 'k' }); // checkCompatibility on: it sends GET / now
+    expect(await client.versionInfo()).toEqual(FAKE_VERSION);
+    for (let i = 0; i < 100 && fake.responses.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(fake.requests.map((r) => `${r.method} ${r.path} ${String(r.body)}`)).toEqual(['GET / undefined', 'GET / undefined']);
+    for (const r of fake.responses) {
+      const op = operationOf(spec, r.method, r.path);
+      expect(op.operationId).toBe('root');
+      expect(closed.check(responseSchemaName(op, r.status), r.body)).toBeNull();
+    }
+    // The only console output of the client in this file: the API key over plain http (no version warning).
+    expect(warn).toHaveBeenCalled();
+    for (const args of warn.mock.calls) expect(args).toEqual([PLAIN_HTTP_KEY]);
+  });
+});

@@ -1,16 +1,26 @@
 /**
  * The Qdrant vector store: one collection per vector space (see `collectionFor`), every
- * course in it (payload partitioning, `course_id` is the tenant key), spoken to over
- * Qdrant's REST API with `fetch`. Request bodies follow Qdrant 1.19's OpenAPI document
+ * course in it (payload partitioning, `course_id` is the tenant key), spoken to through
+ * Qdrant's official REST client (`@qdrant/js-client-rest`): it builds the requests, sends
+ * them and parses the answers. Request bodies follow Qdrant 1.19's OpenAPI document
  * (checked by qdrant.corpus.test.ts).
  *
- * Every request this store sends is idempotent: point ids are derived from chunk ids,
- * deletes are by filter, index creation is repeatable, and a collection creation that
- * meets an existing collection (409) is treated as done. So requests that failed with
- * 429/502/503/504, a network error or a timeout are retried with backoff.
+ * What the client does not do is here: it never retries, and its errors are its own. Every
+ * request this store sends is idempotent: point ids are derived from chunk ids, deletes are
+ * by filter, index creation is repeatable, and a collection creation that meets an existing
+ * collection (409) is treated as done. So requests that failed with 429/502/503/504, a
+ * network error or a timeout are retried with backoff, and every failure becomes a
+ * `VectorStoreError`.
  */
 import { createHash } from 'node:crypto';
-import { RRF_K, type ChunkPoint, type ScoredChunk, type SearchQuery, type SparseVector, type VectorStore } from './types.js';
+import {
+  QdrantClient,
+  QdrantClientResourceExhaustedError,
+  QdrantClientTimeoutError,
+  QdrantClientUnexpectedResponseError,
+  type Schemas,
+} from '@qdrant/js-client-rest';
+import { RRF_K, type ChunkPoint, type ScoredChunk, type SearchQuery, type VectorStore } from './types.js';
 
 /** Names of the two vectors of a point. */
 export const SPARSE_VECTOR = 'bm25';
@@ -50,7 +60,7 @@ export interface QdrantLogger {
 }
 
 export interface QdrantStoreOptions {
-  /** Qdrant's REST endpoint, e.g. http://localhost:6333. */
+  /** Qdrant's REST endpoint, e.g. http://localhost:6333 (a path, for a reverse proxy, is kept). */
   url: string;
   /** Sent as the `api-key` header. */
   apiKey?: string;
@@ -61,7 +71,6 @@ export interface QdrantStoreOptions {
   writeConsistencyFactor: number;
   /** Per attempt, body included. Default 10 s. */
   timeoutMs?: number;
-  fetch?: typeof fetch;
   log?: QdrantLogger;
   /** Attempts per request (default 4) and the first backoff (default 200 ms, doubled each time, with jitter). */
   retry?: { attempts?: number; baseDelayMs?: number };
@@ -113,167 +122,158 @@ export function pointIdFor(documentId: string, position: number): string {
   return uuidV5(`${documentId}:${position}`, POINT_NAMESPACE);
 }
 
-// The parts of Qdrant's request and response bodies used here (names as in its OpenAPI document).
-type Condition = { key: string; match: { value: string } | { any: string[] } };
-interface Filter {
-  must: Condition[];
-}
-interface PointStruct {
-  id: string;
-  vector: Record<string, number[] | SparseVector>;
-  payload: { course_id: string; document_id: string; position: number; chunk_id: string };
-}
-interface UpdateResult {
-  operation_id?: number | null;
-  status: 'acknowledged' | 'completed' | 'wait_timeout';
-}
-interface ScoredPoint {
-  id: string | number;
-  version: number;
-  score: number;
-  payload?: Record<string, unknown> | null;
-}
-interface VectorParams {
-  size: number;
-  distance: string;
-}
-interface CollectionInfo {
-  config: {
-    params: {
-      vectors?: VectorParams | Record<string, VectorParams>;
-      sparse_vectors?: Record<string, { modifier?: string | null }> | null;
-    };
-  };
-  payload_schema: Record<string, { data_type: string; params?: { is_tenant?: boolean | null } | null }>;
+/**
+ * The client's constructor options for `url`. Of a `url` the client keeps only the scheme,
+ * host and port: it drops a path, and a URL without a port gets 6333 rather than its scheme's
+ * 80 or 443. So the path goes in `prefix` and the port is spelt out.
+ */
+function endpoint(raw: string): { url: string; port: number; prefix: string } {
+  const u = URL.canParse(raw) ? new URL(raw) : undefined;
+  if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash) {
+    throw new VectorStoreError(
+      'VECTOR_STORE_REJECTED',
+      'the Qdrant URL must be http(s)://host[:port][/path], without credentials (use the API key), query or fragment',
+    );
+  }
+  return { url: u.origin, port: Number(u.port) || (u.protocol === 'https:' ? 443 : 80), prefix: u.pathname.replace(/\/+$/, '') };
 }
 
-interface Call {
-  /** Named in errors and logs. */
-  operation: string;
-  method: 'GET' | 'PUT' | 'POST';
-  path: string;
-  query?: Record<string, string>;
-  body?: unknown;
+/** What the client's fetcher throws for a non-2xx answer (its `ApiError`, which the client does not export). */
+interface HttpFailure extends Error {
+  status: number;
+  statusText: string;
+  /** The body, as parsed JSON, or the text when it was not JSON. */
+  data: unknown;
+}
+
+function isHttpFailure(err: unknown): err is HttpFailure {
+  return typeof err === 'object' && err !== null && typeof (err as Partial<HttpFailure>).status === 'number' && 'data' in err;
+}
+
+/**
+ * The name, message and cause of anything thrown. Not `instanceof Error`: fetch's errors may
+ * come from another realm (Jest runs tests in a VM context), where that test fails.
+ */
+function describeThrown(err: unknown): { name: string; message: string; cause: { code?: unknown; message?: unknown } | undefined } {
+  const e = typeof err === 'object' && err !== null ? (err as { name?: unknown; message?: unknown; cause?: unknown }) : {};
+  return {
+    name: typeof e.name === 'string' ? e.name : '',
+    message: typeof e.message === 'string' ? e.message : String(err),
+    cause: typeof e.cause === 'object' && e.cause !== null ? e.cause : undefined,
+  };
+}
+
+/** `{ status: { error } }`, Qdrant's error body; else the start of whatever came back. */
+function errorDetail(data: unknown, statusText: string): string {
+  const error = (data as { status?: { error?: unknown } } | null | undefined)?.status?.error;
+  if (typeof error === 'string') return error;
+  const text = typeof data === 'string' ? data : data === undefined || data === null ? '' : JSON.stringify(data);
+  return text.trim().slice(0, 200) || statusText || 'no details';
 }
 
 const RETRY_STATUS = new Set([429, 502, 503, 504]);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** `{ status: { error } }`, Qdrant's error body; else the start of whatever came back. */
-function errorDetail(text: string, statusText: string): string {
-  try {
-    const body = JSON.parse(text) as { status?: { error?: unknown } };
-    if (typeof body?.status?.error === 'string') return body.status.error;
-  } catch {
-    // not JSON (a proxy's page, an empty body, a plain-text 401)
-  }
-  const trimmed = text.trim().slice(0, 200);
-  return trimmed || statusText || 'no details';
-}
+/**
+ * Writes wait until applied (`wait=true`), so a search right after sees them. Ordering
+ * `medium` sends them through a dynamically elected leader: with replicas, the default
+ * `weak` may apply a document's delete and its upserts (same point ids) in different
+ * orders on different replicas; `strong` (the permanent leader) would fail writes while
+ * that one peer is down. Without replicas the three are the same.
+ */
+const WRITE = { wait: true, ordering: 'medium' } as const satisfies { wait: boolean; ordering: Schemas['WriteOrdering'] };
+
+const INDEXES = [
+  { field_name: 'course_id', field_schema: { type: 'keyword', is_tenant: true } },
+  { field_name: 'document_id', field_schema: { type: 'keyword' } },
+] as const satisfies readonly Schemas['CreateFieldIndex'][];
 
 export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
-  const base = opts.url.replace(/\/+$/, '');
-  /** For messages: without any credentials the URL may carry. */
-  const where = URL.canParse(base) ? new URL(base).origin : 'the configured URL';
   const collection = opts.collection;
-  const collectionPath = `/collections/${encodeURIComponent(collection)}`;
-  const doFetch = opts.fetch ?? fetch;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const attempts = Math.max(1, opts.retry?.attempts ?? 4);
   const baseDelayMs = opts.retry?.baseDelayMs ?? 200;
   const log = opts.log;
+  const { url, port, prefix } = endpoint(opts.url);
+  /** For messages: without any credentials the URL may carry. */
+  const where = url;
+  const client = new QdrantClient({
+    url,
+    port,
+    prefix,
+    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    // Per request, through an AbortController; the client's default is 300 s.
+    timeout: timeoutMs,
+    // Otherwise every construction sends GET / to compare versions and only console.warns
+    // about the outcome; ensureReady checks what matters, the collection.
+    checkCompatibility: false,
+  });
 
-  async function attempt<T>(c: Call): Promise<{ ok: true; result: T } | { ok: false; error: VectorStoreError; retry: boolean }> {
-    const url = `${base}${c.path}${c.query ? `?${new URLSearchParams(c.query)}` : ''}`;
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (c.body !== undefined) headers['content-type'] = 'application/json';
-    if (opts.apiKey) headers['api-key'] = opts.apiKey;
-    let status: number;
-    let text: string;
-    let statusText: string;
-    try {
-      const res = await doFetch(url, {
-        method: c.method,
-        headers,
-        body: c.body === undefined ? undefined : JSON.stringify(c.body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      status = res.status;
-      statusText = res.statusText;
-      text = await res.text();
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
-      const why = timedOut
-        ? `did not answer within ${timeoutMs} ms`
-        : `could not be reached (${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))})`;
+  /** A failed attempt: the error to throw, and whether trying again may help. */
+  function failure(err: unknown, operation: string): { error: VectorStoreError; retry: boolean } {
+    const unavailable = (message: string, retry: boolean, status?: number) => ({
+      retry,
+      error: new VectorStoreError('VECTOR_STORE_UNAVAILABLE', message, status, { cause: err }),
+    });
+    const answered = (status: number, detail: string) => {
+      if (status >= 500 || status === 429) {
+        return unavailable(`Qdrant failed ${operation} (HTTP ${status}): ${detail}`, RETRY_STATUS.has(status), status);
+      }
+      const hint = status === 401 || status === 403 ? ' (check the Qdrant API key)' : '';
       return {
-        ok: false,
-        retry: true,
-        error: new VectorStoreError('VECTOR_STORE_UNAVAILABLE', `Qdrant at ${where} ${why} during ${c.operation}`, undefined, {
+        retry: false,
+        error: new VectorStoreError('VECTOR_STORE_REJECTED', `Qdrant rejected ${operation} (HTTP ${status}): ${detail}${hint}`, status, {
           cause: err,
         }),
       };
-    }
-    if (status >= 200 && status < 300) {
-      try {
-        const body = JSON.parse(text) as { result?: unknown };
-        if (body !== null && typeof body === 'object' && 'result' in body) return { ok: true, result: body.result as T };
-      } catch {
-        // fall through
-      }
-      return {
-        ok: false,
-        retry: false,
-        error: new VectorStoreError(
-          'VECTOR_STORE_UNAVAILABLE',
-          `Qdrant answered ${c.operation} with HTTP ${status} but no result: ${text.slice(0, 200)}`,
-          status,
-        ),
-      };
-    }
-    const detail = errorDetail(text, statusText);
-    if (status >= 500 || status === 429) {
-      return {
-        ok: false,
-        retry: RETRY_STATUS.has(status),
-        error: new VectorStoreError('VECTOR_STORE_UNAVAILABLE', `Qdrant failed ${c.operation} (HTTP ${status}): ${detail}`, status),
-      };
-    }
-    const hint = status === 401 || status === 403 ? ' (check the Qdrant API key)' : '';
-    return {
-      ok: false,
-      retry: false,
-      error: new VectorStoreError('VECTOR_STORE_REJECTED', `Qdrant rejected ${c.operation} (HTTP ${status}): ${detail}${hint}`, status),
     };
+    if (isHttpFailure(err)) return answered(err.status, errorDetail(err.data, err.statusText));
+    const { name, message, cause } = describeThrown(err);
+    // A 429 with a Retry-After header: the client turns it into this error, keeping neither the
+    // status nor the body (and it reads only the header's first character as the seconds)...
+    if (err instanceof QdrantClientResourceExhaustedError) return answered(429, message || 'Too Many Requests');
+    // ...or, when that character is not a digit (Retry-After as an HTTP date), into a bare error.
+    if (message.startsWith('Invalid retryAfter value')) return answered(429, 'Too Many Requests');
+    // The client's timeout (it aborts the request; the AbortError is its own unless it came from another realm).
+    if (err instanceof QdrantClientTimeoutError || name === 'AbortError' || name === 'TimeoutError') {
+      return unavailable(`Qdrant at ${where} did not answer within ${timeoutMs} ms during ${operation}`, true);
+    }
+    // A 2xx other than 200 and 201.
+    if (err instanceof QdrantClientUnexpectedResponseError) {
+      return unavailable(`Qdrant answered ${operation} unexpectedly: ${message.replace(/\s+/g, ' ').trim()}`, false);
+    }
+    // A 200 whose body has no `result` (a proxy's page, say): the client's own message.
+    if (message === 'Result came uninitialized') {
+      return unavailable(`Qdrant answered ${operation} with HTTP 200/201 but no result (is something else answering at ${where}?)`, false);
+    }
+    // A body labelled JSON that is not.
+    if (name === 'SyntaxError') return unavailable(`Qdrant answered ${operation} with a body that is not JSON: ${message}`, false);
+    // Anything else failed before an answer came: fetch's TypeError, the socket error as its cause.
+    const why = [cause?.code, cause?.message].find((x) => typeof x === 'string') ?? message;
+    return unavailable(`Qdrant at ${where} could not be reached (${String(why)}) during ${operation}`, true);
   }
 
-  async function call<T>(c: Call): Promise<T> {
+  /** Runs one client call, trying again (with backoff) while that may help. */
+  async function call<T>(operation: string, request: () => Promise<T>): Promise<T> {
     for (let n = 1; ; n++) {
-      const outcome = await attempt<T>(c);
-      if (outcome.ok) return outcome.result;
-      if (!outcome.retry || n >= attempts) throw outcome.error;
-      const delay = Math.round(baseDelayMs * 2 ** (n - 1) * (0.5 + Math.random() / 2));
-      log?.warn(
-        { operation: c.operation, attempt: n, status: outcome.error.status, delayMs: delay, err: outcome.error.message },
-        'qdrant request failed, retrying',
-      );
-      await sleep(delay);
+      try {
+        return await request();
+      } catch (err) {
+        const { error, retry } = failure(err, operation);
+        if (!retry || n >= attempts) throw error;
+        const delay = Math.round(baseDelayMs * 2 ** (n - 1) * (0.5 + Math.random() / 2));
+        log?.warn({ operation, attempt: n, status: error.status, delayMs: delay, err: error.message }, 'qdrant request failed, retrying');
+        await sleep(delay);
+      }
     }
   }
 
-  /**
-   * Writes wait until applied (`wait=true`), so a search right after sees them. Ordering
-   * `medium` sends them through a dynamically elected leader: with replicas, the default
-   * `weak` may apply a document's delete and its upserts (same point ids) in different
-   * orders on different replicas; `strong` (the permanent leader) would fail writes while
-   * that one peer is down. Without replicas the three are the same.
-   */
-  async function update(operation: string, method: 'PUT' | 'POST', path: string, body: unknown): Promise<void> {
-    const result = await call<UpdateResult>({ operation, method, path, query: { wait: 'true', ordering: 'medium' }, body });
-    if (result?.status !== 'completed') {
-      throw new VectorStoreError('VECTOR_STORE_UNAVAILABLE', `Qdrant did not complete ${operation} (status ${String(result?.status)})`);
+  /** A write (see WRITE), which must have been applied when Qdrant answers. */
+  async function update(operation: string, request: () => Promise<Schemas['UpdateResult']>): Promise<void> {
+    const result = await call(operation, request);
+    if (result.status !== 'completed') {
+      throw new VectorStoreError('VECTOR_STORE_UNAVAILABLE', `Qdrant did not complete ${operation} (status ${String(result.status)})`);
     }
   }
 
@@ -281,7 +281,7 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
     return new VectorStoreError('VECTOR_STORE_REJECTED', `Qdrant collection "${collection}" ${message}`);
   }
 
-  function checkConfig(info: CollectionInfo, dense: DenseSpace | null): void {
+  function checkConfig(info: Schemas['CollectionInfo'], dense: DenseSpace | null): void {
     const { vectors, sparse_vectors: sparse } = info.config.params;
     const sparseParams = sparse?.[SPARSE_VECTOR];
     if (!sparseParams) throw mismatch(`has no sparse vector "${SPARSE_VECTOR}": it was not created by this store`);
@@ -291,7 +291,8 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
       );
     }
     if (dense === null) return;
-    const named = vectors && !('size' in vectors) ? (vectors as Record<string, VectorParams>)[DENSE_VECTOR] : undefined;
+    const named =
+      vectors && !('size' in vectors) ? (vectors as Record<string, Schemas['VectorParams'] | undefined>)[DENSE_VECTOR] : undefined;
     if (!named) {
       throw mismatch(
         `has no dense vector "${DENSE_VECTOR}" for model ${dense.model}: use collectionFor(base, dense) to index into a new collection`,
@@ -306,24 +307,20 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
     if (named.distance !== 'Cosine') throw mismatch(`uses ${named.distance} distance for "${DENSE_VECTOR}", expected Cosine`);
   }
 
-  const INDEXES = [
-    { field_name: 'course_id', field_schema: { type: 'keyword', is_tenant: true } },
-    { field_name: 'document_id', field_schema: { type: 'keyword' } },
-  ] as const;
-
   async function prepare(dense: DenseSpace | null): Promise<void> {
-    const { exists } = await call<{ exists: boolean }>({ operation: 'collection exists', method: 'GET', path: `${collectionPath}/exists` });
+    const { exists } = await call('collection exists', () => client.collectionExists(collection));
     let created = false;
     if (!exists) {
-      const body = {
-        vectors: dense ? { [DENSE_VECTOR]: { size: dense.dimensions, distance: 'Cosine' } } : {},
-        sparse_vectors: { [SPARSE_VECTOR]: { modifier: 'idf' } },
-        shard_number: opts.shardNumber,
-        replication_factor: opts.replicationFactor,
-        write_consistency_factor: opts.writeConsistencyFactor,
-      };
       try {
-        await call<boolean>({ operation: 'create collection', method: 'PUT', path: collectionPath, body });
+        await call('create collection', () =>
+          client.createCollection(collection, {
+            vectors: dense ? { [DENSE_VECTOR]: { size: dense.dimensions, distance: 'Cosine' } } : {},
+            sparse_vectors: { [SPARSE_VECTOR]: { modifier: 'idf' } },
+            shard_number: opts.shardNumber,
+            replication_factor: opts.replicationFactor,
+            write_consistency_factor: opts.writeConsistencyFactor,
+          }),
+        );
         created = true;
         log?.info({ collection, dense: dense ?? undefined }, 'qdrant collection created');
       } catch (err) {
@@ -331,9 +328,9 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
         if (!(err instanceof VectorStoreError && err.status === 409)) throw err;
       }
     }
-    let existing: CollectionInfo['payload_schema'] = {};
+    let existing: Schemas['CollectionInfo']['payload_schema'] = {};
     if (!created) {
-      const info = await call<CollectionInfo>({ operation: 'get collection', method: 'GET', path: collectionPath });
+      const info = await call('get collection', () => client.getCollection(collection));
       checkConfig(info, dense);
       existing = info.payload_schema ?? {};
     }
@@ -342,8 +339,11 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
     for (const index of INDEXES) {
       const current = existing[index.field_name];
       if (current === undefined) {
-        await update(`create payload index ${index.field_name}`, 'PUT', `${collectionPath}/index`, index);
-      } else if (current.data_type !== 'keyword' || ('is_tenant' in index.field_schema && current.params?.is_tenant !== true)) {
+        await update(`create payload index ${index.field_name}`, () => client.createPayloadIndex(collection, { ...WRITE, ...index }));
+      } else if (
+        current.data_type !== 'keyword' ||
+        ('is_tenant' in index.field_schema && (current.params as { is_tenant?: boolean | null } | null | undefined)?.is_tenant !== true)
+      ) {
         log?.warn({ collection, field: index.field_name, current }, 'qdrant payload index differs from the expected one');
       }
     }
@@ -351,13 +351,14 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
 
   const ready = new Map<string, Promise<void>>();
 
-  function documentFilter(courseId: string, documentId: string): Filter {
-    return {
+  function deleteDocumentPoints(courseId: string, documentId: string): Promise<void> {
+    const filter: Schemas['Filter'] = {
       must: [
         { key: 'course_id', match: { value: courseId } },
         { key: 'document_id', match: { value: documentId } },
       ],
     };
+    return update('delete document points', () => client.delete(collection, { ...WRITE, filter }));
   }
 
   return {
@@ -383,31 +384,32 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
           );
         }
       }
-      await update('delete document points', 'POST', `${collectionPath}/points/delete`, { filter: documentFilter(courseId, documentId) });
+      await deleteDocumentPoints(courseId, documentId);
       for (let i = 0; i < points.length; i += UPSERT_BATCH) {
         const batch = points.slice(i, i + UPSERT_BATCH).map(toPoint);
-        await update('upsert points', 'PUT', `${collectionPath}/points`, { points: batch });
+        await update('upsert points', () => client.upsert(collection, { ...WRITE, points: batch }));
       }
     },
 
     async deleteDocument(courseId, documentId) {
-      await update('delete document points', 'POST', `${collectionPath}/points/delete`, { filter: documentFilter(courseId, documentId) });
+      await deleteDocumentPoints(courseId, documentId);
     },
 
     async search(q: SearchQuery): Promise<ScoredChunk[]> {
       if (q.limit <= 0) return [];
       const documentIds = q.documentIds === undefined ? undefined : [...new Set(q.documentIds)];
       if (documentIds !== undefined && documentIds.length === 0) return [];
-      const filter: Filter = { must: [{ key: 'course_id', match: { value: q.courseId } }] };
-      if (documentIds !== undefined) filter.must.push({ key: 'document_id', match: { any: documentIds } });
+      const must: Schemas['Condition'][] = [{ key: 'course_id', match: { value: q.courseId } }];
+      if (documentIds !== undefined) must.push({ key: 'document_id', match: { any: documentIds } });
+      const filter: Schemas['Filter'] = { must };
 
       const sparse = q.sparse.indices.length > 0 ? { indices: q.sparse.indices, values: q.sparse.values } : undefined;
       const dense = q.dense !== undefined && q.dense.length > 0 ? q.dense : undefined;
       const common = { filter, limit: q.limit, with_payload: ['chunk_id'] };
-      let body: object;
+      let request: Schemas['QueryRequest'];
       if (sparse && dense) {
         const depth = Math.min(Math.max(q.limit * PREFETCH_FACTOR, MIN_PREFETCH), MAX_PREFETCH);
-        body = {
+        request = {
           prefetch: [
             { query: sparse, using: SPARSE_VECTOR, filter, limit: depth },
             { query: dense, using: DENSE_VECTOR, filter, limit: depth },
@@ -417,18 +419,13 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
           ...common,
         };
       } else if (sparse) {
-        body = { query: sparse, using: SPARSE_VECTOR, ...common };
+        request = { query: sparse, using: SPARSE_VECTOR, ...common };
       } else if (dense) {
-        body = { query: dense, using: DENSE_VECTOR, ...common };
+        request = { query: dense, using: DENSE_VECTOR, ...common };
       } else {
         return [];
       }
-      const result = await call<{ points: ScoredPoint[] }>({
-        operation: 'query points',
-        method: 'POST',
-        path: `${collectionPath}/points/query`,
-        body,
-      });
+      const result = await call('query points', () => client.query(collection, request));
       const out: ScoredChunk[] = [];
       for (const point of result.points) {
         const chunkId = point.payload?.['chunk_id'];
@@ -440,8 +437,8 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
   };
 }
 
-function toPoint(p: ChunkPoint): PointStruct {
-  const vector: PointStruct['vector'] = { [SPARSE_VECTOR]: { indices: p.sparse.indices, values: p.sparse.values } };
+function toPoint(p: ChunkPoint): Schemas['PointStruct'] {
+  const vector: Record<string, Schemas['Vector']> = { [SPARSE_VECTOR]: { indices: p.sparse.indices, values: p.sparse.values } };
   if (p.dense !== undefined) vector[DENSE_VECTOR] = p.dense;
   return {
     id: pointIdFor(p.documentId, p.position),

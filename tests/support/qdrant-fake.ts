@@ -1,8 +1,9 @@
 /**
  * A stand-in for Qdrant 1.19's REST API, on a local port: the endpoints the Qdrant
- * vector store uses, with response bodies shaped like the real ones (`{ result, status:
- * "ok", time }`, errors `{ status: { error }, time }`; the corpus tier checks them
- * against Qdrant's OpenAPI document). Points live in memory and are searched exactly:
+ * vector store uses (through `@qdrant/js-client-rest`), plus `GET /`, the version info
+ * the client asks for when it is built with its compatibility check on, with response
+ * bodies shaped like the real ones (`{ result, status: "ok", time }`, errors `{ status:
+ * { error }, time }`; the corpus tier checks them against Qdrant's OpenAPI document). Points live in memory and are searched exactly:
  * sparse vectors by dot product (with IDF when the vector has the `idf` modifier), dense
  * vectors by cosine, prefetches fused with Qdrant's RRF formula.
  *
@@ -42,6 +43,8 @@ export interface FailureRule {
   /** Answer with this status and body (an object is sent as JSON, a string as text). */
   status?: number;
   body?: unknown;
+  /** Extra response headers (e.g. `retry-after`; a `content-type` here replaces the one chosen from the body). */
+  headers?: Record<string, string>;
   /** Or: destroy the connection, or never answer. */
   network?: 'reset' | 'hang';
 }
@@ -91,6 +94,9 @@ class ApiError extends Error {
 }
 const badRequest = (message: string) => new ApiError(400, message);
 const unsupported = (what: string) => new ApiError(400, `Bad request: (qdrant fake) not implemented: ${what}`);
+
+/** What `GET /` answers: the version this fake stands in for. */
+export const FAKE_VERSION = { title: 'qdrant - vector search engine', version: '1.19.0', commit: null };
 
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const ORDERINGS = ['weak', 'medium', 'strong'];
@@ -356,6 +362,13 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
     const wait = query['wait'];
     if (wait !== undefined && wait !== 'true' && wait !== 'false')
       throw badRequest('Query deserialize error: provided string was not `true` or `false`');
+    checkTimeout(query);
+  }
+
+  /** `timeout` (seconds), which the client sends when a call is given one. */
+  function checkTimeout(query: Record<string, string>): void {
+    const timeout = query['timeout'];
+    if (timeout !== undefined && !/^[1-9]\d*$/.test(timeout)) throw badRequest(`Query deserialize error: invalid digit found in string`);
   }
 
   /** With wait=true Qdrant answers once the change is applied, otherwise as soon as it is queued. */
@@ -493,6 +506,7 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
       case 'GET ':
         return collectionInfo(getCollection(name));
       case 'PUT ':
+        checkTimeout(queryParams);
         return createCollection(name, body);
       case 'PUT /index':
         checkWriteParams(queryParams);
@@ -504,16 +518,24 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
         checkWriteParams(queryParams);
         return deletePoints(getCollection(name), body, queryParams);
       case 'POST /points/query':
+        checkTimeout(queryParams);
         return query(getCollection(name), body);
       default:
         throw new ApiError(404, `(qdrant fake) no route for ${method} ${path}`);
     }
   }
 
-  function send(req: IncomingMessage, res: ServerResponse, path: string, status: number, body: unknown): void {
+  function send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
     responses.push({ method: req.method ?? '', path, status, body });
     const text = typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...headers });
     res.end(text);
   }
 
@@ -556,12 +578,15 @@ export async function startQdrantFake(opts: { apiKey?: string } = {}): Promise<Q
           path,
           rule.status ?? 500,
           rule.body ?? { status: { error: 'Service internal error: (qdrant fake) failure' }, time: time() },
+          rule.headers,
         );
       }
       if (opts.apiKey !== undefined && req.headers['api-key'] !== opts.apiKey) {
         return send(req, res, path, 401, 'Must provide an API key or an Authorization bearer token');
       }
       if (badJson !== undefined) return send(req, res, path, 400, { status: { error: `Format error in JSON body: ${badJson}` }, time: 0 });
+      // The version info is the only answer without the `{ result, status, time }` envelope.
+      if (method === 'GET' && path === '/') return send(req, res, path, 200, FAKE_VERSION);
       try {
         const result = route(method, path, query, body);
         send(req, res, path, 200, { result, status: 'ok', time: time() });
