@@ -75,13 +75,20 @@ const PG_SYSTEM_USER = 'postgres';
 
 /**
  * Debian packages the local infrastructure needs, each with a check telling
- * whether it is already there. Extend this list (e.g. nginx-light, prometheus)
- * when more services are run locally.
+ * whether it is already there: the data services, the edge and monitoring
+ * (nginx, Prometheus with promtool), OCR for scanned pages (tesseract with
+ * English, poppler's pdftoppm) and xmllint for the exam exports' checks.
  */
 export const REQUIRED_PACKAGES: readonly { pkg: string; present: () => boolean }[] = [
   { pkg: 'postgresql', present: () => findPgBinDir() !== null },
   { pkg: 'redis-server', present: () => findExecutable('redis-server') !== null },
   { pkg: 'pgbouncer', present: () => findExecutable('pgbouncer') !== null },
+  { pkg: 'nginx-light', present: () => findExecutable('nginx') !== null },
+  { pkg: 'prometheus', present: () => findExecutable('prometheus') !== null && findExecutable('promtool') !== null },
+  { pkg: 'tesseract-ocr', present: () => findExecutable('tesseract') !== null },
+  { pkg: 'tesseract-ocr-eng', present: () => existsSync('/usr/share/tesseract-ocr/5/tessdata/eng.traineddata') },
+  { pkg: 'poppler-utils', present: () => findExecutable('pdftoppm') !== null },
+  { pkg: 'libxml2-utils', present: () => findExecutable('xmllint') !== null },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
