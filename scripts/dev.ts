@@ -73,6 +73,10 @@ try {
   );
 
   const url = `http://localhost:${ROUTER_PORT}/graphql`;
+  const tutorEngine =
+    process.env['LLM_URL'] && process.env['LLM_MODEL']
+      ? `model ${process.env['LLM_MODEL']} at ${process.env['LLM_URL']}`
+      : 'offline (extractive answers; set LLM_URL and LLM_MODEL for a language model)';
   process.stdout.write(`
   AI-Teacher is running.
 
@@ -81,6 +85,8 @@ try {
   Subscriptions   ws://localhost:${ROUTER_PORT}/graphql
   Uploads         POST http://localhost:${ROUTER_PORT}/uploads  (multipart field "file", same token)
   Metrics         http://localhost:${ROUTER_PORT}/metrics  (worker: http://localhost:4010/metrics)
+
+  Tutor engine    ${tutorEngine}
 
   Development token (user dev-teacher, role TEACHER, 12 h):
   ${devToken}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { envParts, parseEnv, processEnv } from '@lib/env.js';
 import { checkRetrievalEnv, retrievalEnv } from '@lib/search/env.js';
+import { chatEnv, checkChatEnv } from '@lib/model/config.js';
 
 const schema = z
   .object({
@@ -32,10 +33,37 @@ const schema = z
     /** Least time between two progress writes for one task. */
     PROGRESS_INTERVAL_MS: envParts.ms(250),
 
+    /** Answers written at once by this process (model calls are mostly waiting). */
+    ANSWER_CONCURRENCY: envParts.positiveInt(8),
+    /** A crashed worker's answer is taken over after about this long. */
+    ANSWER_LOCK_DURATION_MS: envParts.ms(10_000),
+    /** Passages retrieved for an answer. */
+    ANSWER_PASSAGES: z.coerce.number().int().min(1).max(20).default(6),
+    /** Conversation history given to the model, in approximate tokens. */
+    ANSWER_HISTORY_TOKENS: envParts.positiveInt(1500),
+    /** Text is published in pieces gathered for this long (0: every piece at once). */
+    ANSWER_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(20),
+    /** GENERATING answers older than this whose job is gone are queued again or failed. */
+    ANSWER_STALE_MS: envParts.ms(120_000),
+    /** How long an answer stays in the answer cache; 0 turns the cache off. */
+    LLM_CACHE_TTL_S: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(24 * 3600),
+    /** Model tokens one user may spend per UTC day (counted here; the chat subgraph refuses past it). */
+    LLM_DAILY_TOKENS_PER_USER: z.coerce.number().int().min(0).default(200_000),
+    /** The answer cache may live in a Redis that evicts; defaults to REDIS_URL. */
+    CACHE_REDIS_URL: envParts.url.optional(),
+
     SHUTDOWN_TIMEOUT_MS: envParts.ms(30_000),
     ...retrievalEnv,
+    ...chatEnv,
   })
-  .superRefine(checkRetrievalEnv);
+  .superRefine((env, ctx) => {
+    checkRetrievalEnv(env, ctx);
+    checkChatEnv(env, ctx);
+  });
 
 export type WorkerEnv = z.infer<typeof schema>;
 

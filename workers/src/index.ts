@@ -15,6 +15,16 @@ import { createReindexHandler } from './reindex/handler.js';
 import { createRetrieval } from '@lib/search/retrieval.js';
 import { createJobMetrics } from './metrics.js';
 import { reconcile, startWorkers, sweepUploads } from './runner.js';
+import { Redis } from 'ioredis';
+import { createTokenBudget } from '@lib/answers/budget.js';
+import { createAnswerCache } from '@lib/answers/cache.js';
+import { createAnswerQueue } from '@lib/answers/job.js';
+import { createAnswerPublisher } from '@lib/answers/stream.js';
+import { chatModelFromEnv } from '@lib/model/chat.js';
+import { redisOptionsFromUrl } from '@lib/redis.js';
+import { createAnswerHandler, type AnswerDeps } from './answer/handler.js';
+import { createTutorMetrics } from './answer/metrics.js';
+import { startAnswerWorker, sweepAnswers } from './answer/worker.js';
 
 /** Composition root of a worker process: every job handler, on its queue. */
 async function main() {
@@ -33,7 +43,8 @@ async function main() {
   const events = await createTaskEventStream(connection, (err) => log.error({ err }, 'task event stream error'));
   const blobs = createLocalBlobStore(env.BLOB_DIR);
   const retrieval = await createRetrieval(prisma, env, log.child({ component: 'retrieval' }));
-  const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT')]);
+  const answerQueue = createAnswerQueue(connection, (err) => log.error({ err }, 'answer queue error'));
+  const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT'), answerQueue.queue]);
 
   const runner = startWorkers({
     connection,
@@ -66,7 +77,41 @@ async function main() {
     },
   });
 
+  // The tutor: answers on their own queue.
+  const model = chatModelFromEnv(env, log.child({ component: 'model' }));
+  const cacheRedis = env.CACHE_REDIS_URL ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1 })) : redis;
+  if (cacheRedis !== redis) cacheRedis.on('error', (err) => log.warn({ err: err.message }, 'cache redis error'));
+  const answerDeps: AnswerDeps = {
+    prisma,
+    retrieval,
+    model,
+    publisher: createAnswerPublisher(redis),
+    cache: createAnswerCache(cacheRedis, env.LLM_CACHE_TTL_S),
+    budget: createTokenBudget(redis, env.LLM_DAILY_TOKENS_PER_USER),
+    metrics: createTutorMetrics(metrics.registry),
+    config: {
+      passages: env.ANSWER_PASSAGES,
+      maxHistoryTokens: env.ANSWER_HISTORY_TOKENS,
+      maxHistoryTurns: 12,
+      flushMs: env.ANSWER_FLUSH_MS,
+    },
+  };
+  const controlSubscriber = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: null }));
+  controlSubscriber.on('error', (err) => log.warn({ err: err.message }, 'control subscriber error'));
+  const answers = await startAnswerWorker({
+    connection,
+    subscriber: controlSubscriber,
+    concurrency: env.ANSWER_CONCURRENCY,
+    lockDurationMs: env.ANSWER_LOCK_DURATION_MS,
+    stalledIntervalMs: Math.max(1000, Math.floor(env.ANSWER_LOCK_DURATION_MS / 2)),
+    log: log.child({ component: 'tutor' }),
+    deps: answerDeps,
+    handler: createAnswerHandler(answerDeps),
+  });
+  log.info({ engine: model ? 'MODEL' : 'OFFLINE', model: model?.model ?? null }, 'tutor engine');
+
   const reconciler = setInterval(() => {
+    sweepAnswers(answerDeps, answerQueue, log, env.ANSWER_STALE_MS).catch((err) => log.warn({ err }, 'answer sweep failed'));
     reconcile(prisma, queues, log, env.RECONCILE_INTERVAL_MS).catch((err) => log.warn({ err }, 'reconcile failed'));
     sweepUploads(prisma, blobs, log, (env.UPLOAD_TTL_S + 3600) * 1000).catch((err) => log.warn({ err }, 'upload sweep failed'));
   }, env.RECONCILE_INTERVAL_MS);
@@ -80,10 +125,13 @@ async function main() {
     timeoutMs: env.SHUTDOWN_TIMEOUT_MS + 5000,
     steps: [
       { name: 'reconciler', run: async () => clearInterval(reconciler) },
-      { name: 'workers', run: () => runner.close(env.SHUTDOWN_TIMEOUT_MS) },
+      { name: 'workers', run: () => Promise.all([runner.close(env.SHUTDOWN_TIMEOUT_MS), answers.close(env.SHUTDOWN_TIMEOUT_MS)]) },
       { name: 'events', run: () => events.close() },
       { name: 'http', run: () => new Promise<void>((resolve) => server.close(() => resolve())) },
-      { name: 'clients', run: () => Promise.all([prisma.$disconnect(), infra.close()]) },
+      {
+        name: 'clients',
+        run: () => Promise.all([prisma.$disconnect(), infra.close(), answerQueue.close(), cacheRedis === redis ? null : cacheRedis.quit()]),
+      },
     ],
   });
   mountProbes(app, {

@@ -1,0 +1,321 @@
+import type { AnswerCache } from '@lib/answers/cache.js';
+import { answerCacheKey } from '@lib/answers/cache.js';
+import type { TokenBudget } from '@lib/answers/budget.js';
+import type { AnswerPublisher } from '@lib/answers/stream.js';
+import type { Message, PrismaClient } from '@lib/db/client.js';
+import type { Logger } from '@lib/logger.js';
+import type { ChatModel } from '@lib/model/chat.js';
+import { ModelError } from '@lib/model/errors.js';
+import type { Retrieval } from '@lib/search/retrieval.js';
+import {
+  answerMessages,
+  cleanRewrite,
+  coverage,
+  extractiveAnswer,
+  groundAnswer,
+  notCoveredAnswer,
+  PROMPT_VERSION,
+  rewriteMessages,
+  socraticHint,
+  standaloneQuestion,
+} from '@lib/tutor/index.js';
+import type { GroundedAnswer, HistoryTurn, TutorPassage } from '@lib/tutor/types.js';
+import type { TutorMetrics } from './metrics.js';
+
+export interface AnswerConfig {
+  /** Passages retrieved for an answer. */
+  passages: number;
+  /** History sent to the model, in approximate tokens. */
+  maxHistoryTokens: number;
+  /** Turns of history read from the conversation. */
+  maxHistoryTurns: number;
+  /** Pieces of text are gathered for this long before they are published (0: each as it comes). */
+  flushMs: number;
+}
+
+export interface AnswerDeps {
+  prisma: PrismaClient;
+  retrieval: Retrieval;
+  model: ChatModel | null;
+  publisher: AnswerPublisher;
+  cache: AnswerCache;
+  budget: TokenBudget;
+  metrics: TutorMetrics;
+  config: AnswerConfig;
+}
+
+export type Engine = 'OFFLINE' | 'MODEL';
+
+const MESSAGES: Record<string, string> = {
+  MODEL_UNAVAILABLE: 'The tutor’s language model is not reachable right now. Try again in a minute.',
+  MODEL_ERROR: 'The tutor’s language model refused or garbled this answer. Try asking again, perhaps in other words.',
+};
+
+/** Raised when the answer was cancelled while it was being written. */
+class Cancelled extends Error {}
+
+/**
+ * Writes one answer: makes the question standalone, retrieves passages, decides
+ * whether they cover it, then answers (replayed from the cache, written by the
+ * model, or extracted offline), publishing the text as it comes and saving the
+ * message with its checked citations. Runs at least once per message: a rerun
+ * after a crash starts again (a `reset` event tells subscribers).
+ */
+export function createAnswerHandler(deps: AnswerDeps) {
+  const { prisma, publisher, metrics, config } = deps;
+  const engine: Engine = deps.model ? 'MODEL' : 'OFFLINE';
+
+  return async function answer(messageId: string, ctx: { log: Logger; signal: AbortSignal }): Promise<string> {
+    const started = Date.now();
+    const message = await prisma.message.findUnique({ where: { id: messageId } });
+    if (!message || message.role !== 'ASSISTANT' || message.status !== 'GENERATING') return 'skipped';
+    const attempt = message.attempts + 1;
+    await prisma.message.update({ where: { id: messageId }, data: { attempts: attempt, content: '' } });
+    if (attempt > 1) await publisher.publish(messageId, { type: 'reset' });
+
+    let text = '';
+    let firstAt: number | undefined;
+    let pending = '';
+    let timer: NodeJS.Timeout | undefined;
+    let flushing: Promise<unknown> = Promise.resolve();
+    const flush = () => {
+      timer = undefined;
+      if (!pending) return flushing;
+      const piece = pending;
+      pending = '';
+      flushing = flushing.then(() => publisher.publish(messageId, { type: 'delta', text: piece }));
+      return flushing;
+    };
+    const emit = (piece: string) => {
+      if (!piece) return;
+      if (firstAt === undefined) {
+        firstAt = Date.now();
+        metrics.timeToFirstToken.observe({ engine }, (firstAt - started) / 1000);
+      }
+      text += piece;
+      pending += piece;
+      if (config.flushMs <= 0) void flush();
+      else timer ??= setTimeout(flush, config.flushMs);
+    };
+    const emitAll = async (content: string) => {
+      // Offline and cached answers are ready at once; they still arrive as a stream, a sentence at a time.
+      for (const piece of content.match(/[^.!?\n]*[.!?\n]*\s*/g) ?? [content]) {
+        if (ctx.signal.aborted) throw new Cancelled();
+        emit(piece);
+      }
+      await flush();
+    };
+
+    const finish = async (
+      outcome: string,
+      answerEngine: Engine,
+      result: GroundedAnswer,
+      extra: Partial<Pick<Message, 'model' | 'promptTokens' | 'completionTokens' | 'cached' | 'standaloneQuestion'>> = {},
+    ) => {
+      if (timer) clearTimeout(timer);
+      await flush();
+      const saved = await prisma.message.updateMany({
+        where: { id: messageId, status: 'GENERATING' },
+        data: {
+          status: 'COMPLETE',
+          content: result.content,
+          citations: result.citations as never,
+          grounded: result.grounded,
+          droppedMarkers: result.droppedMarkers,
+          engine: answerEngine,
+          completedAt: new Date(),
+          ...extra,
+        },
+      });
+      if (saved.count === 0) return settleCancelled();
+      await prisma.conversation.updateMany({ where: { id: message.conversationId }, data: { updatedAt: new Date() } });
+      await publisher.publish(messageId, { type: 'done', status: 'COMPLETE' });
+      metrics.answers.inc({ outcome, engine: answerEngine });
+      if (result.droppedMarkers) metrics.droppedMarkers.inc(result.droppedMarkers);
+      ctx.log.info(
+        {
+          messageId,
+          outcome,
+          engine: answerEngine,
+          grounded: result.grounded,
+          citations: result.citations.length,
+          ms: Date.now() - started,
+        },
+        'answer written',
+      );
+      return outcome;
+    };
+
+    /** Cancelled while it was written: keep the text so far, tell subscribers. */
+    const settleCancelled = async () => {
+      if (timer) clearTimeout(timer);
+      await flush().catch(() => undefined);
+      await prisma.message.updateMany({ where: { id: messageId, status: 'CANCELLED' }, data: { content: text } });
+      await publisher.publish(messageId, { type: 'done', status: 'CANCELLED' });
+      metrics.answers.inc({ outcome: 'cancelled', engine });
+      ctx.log.info({ messageId }, 'answer cancelled');
+      return 'cancelled';
+    };
+
+    try {
+      const question = message.replyToId
+        ? ((await prisma.message.findUnique({ where: { id: message.replyToId }, select: { content: true } }))?.content ?? '')
+        : '';
+      const history = await loadHistory(prisma, message, config.maxHistoryTurns);
+
+      // A follow-up becomes a standalone question before retrieval.
+      let standalone = standaloneQuestion(question, history);
+      if (deps.model && history.length) {
+        try {
+          const rewritten = await deps.model.completeChat({
+            messages: rewriteMessages(question, history),
+            maxTokens: 100,
+            signal: ctx.signal,
+          });
+          standalone = cleanRewrite(rewritten.text, question, history);
+          countTokens(rewritten.usage.promptTokens, rewritten.usage.completionTokens);
+        } catch (err) {
+          if (ctx.signal.aborted) throw new Cancelled();
+          ctx.log.warn({ err: (err as Error).message }, 'question rewrite failed; using the offline rewrite');
+        }
+      }
+
+      const passages = await retrieve(deps, message, standalone);
+      const covers = coverage(standalone, passages);
+      ctx.log.debug({ messageId, standalone, passages: passages.length, coverage: covers.score }, 'passages retrieved');
+      if (!covers.covered) {
+        await emitAll(notCoveredAnswer().content);
+        return await finish('not_covered', engine, notCoveredAnswer(), { standaloneQuestion: standalone });
+      }
+
+      const course = await prisma.course.findUnique({ where: { id: message.courseId }, select: { searchVersion: true } });
+      const key = answerCacheKey({
+        promptVersion: PROMPT_VERSION,
+        engine,
+        model: deps.model?.model ?? null,
+        mode: message.mode,
+        question: standalone,
+        courseId: message.courseId,
+        searchVersion: course?.searchVersion ?? 0,
+        chunkIds: passages.map((p) => p.chunkId),
+      });
+      const hit = await deps.cache.get(key).catch(() => undefined);
+      metrics.cache.inc({ result: hit ? 'hit' : 'miss' });
+      if (hit) {
+        await emitAll(hit.content);
+        return await finish('complete', engine, hit, { model: hit.model, cached: true, standaloneQuestion: standalone });
+      }
+
+      let result: GroundedAnswer;
+      let usage: { promptTokens: number; completionTokens: number } | undefined;
+      if (deps.model) {
+        const stream = deps.model.streamChat({
+          messages: answerMessages({ question, passages, history, mode: message.mode, maxHistoryTokens: config.maxHistoryTokens }),
+          signal: ctx.signal,
+        });
+        const writing = Date.now();
+        for await (const piece of stream) emit(piece);
+        const final = await stream.final();
+        usage = { promptTokens: final.usage.promptTokens, completionTokens: final.usage.completionTokens };
+        countTokens(usage.promptTokens, usage.completionTokens);
+        const seconds = (Date.now() - writing) / 1000;
+        if (seconds > 0 && usage.completionTokens > 0) metrics.tokensPerSecond.observe(usage.completionTokens / seconds);
+        result = groundAnswer(final.text, passages);
+      } else {
+        result = message.mode === 'SOCRATIC' ? socraticHint(standalone, passages) : extractiveAnswer(standalone, passages);
+        await emitAll(result.content);
+      }
+      await deps.cache
+        .set(key, { ...result, model: deps.model?.model ?? null })
+        .catch((err) => ctx.log.warn({ err: (err as Error).message }, 'answer cache write failed'));
+      return await finish('complete', engine, result, {
+        model: deps.model?.model ?? null,
+        standaloneQuestion: standalone,
+        ...(usage ?? {}),
+      });
+    } catch (err) {
+      if (timer) clearTimeout(timer);
+      if (err instanceof Cancelled || ctx.signal.aborted || (err instanceof ModelError && err.code === 'MODEL_ABORTED')) {
+        return settleCancelled();
+      }
+      if (err instanceof ModelError) {
+        metrics.modelErrors.inc({ code: err.code });
+        ctx.log.warn({ messageId, code: err.code, err: err.message }, 'model failed');
+        await flush().catch(() => undefined);
+        await failAnswer(deps, messageId, err.code, MESSAGES[err.code] ?? err.message, text);
+        metrics.answers.inc({ outcome: 'failed', engine });
+        return 'failed';
+      }
+      throw err; // the runner retries, then fails the answer
+    }
+
+    function countTokens(prompt: number, completion: number) {
+      metrics.tokens.inc({ kind: 'prompt' }, prompt);
+      metrics.tokens.inc({ kind: 'completion' }, completion);
+      void deps.budget.add(message!.userId, prompt + completion).catch(() => undefined);
+    }
+  };
+}
+
+/** Ends an answer FAILED (keeping any text it had) and tells subscribers. */
+export async function failAnswer(
+  deps: Pick<AnswerDeps, 'prisma' | 'publisher'>,
+  messageId: string,
+  code: string,
+  errorMessage: string,
+  content?: string,
+) {
+  const updated = await deps.prisma.message.updateMany({
+    where: { id: messageId, status: 'GENERATING' },
+    data: { status: 'FAILED', errorCode: code, errorMessage, completedAt: new Date(), ...(content ? { content } : {}) },
+  });
+  if (updated.count) await deps.publisher.publish(messageId, { type: 'done', status: 'FAILED' });
+  return updated.count > 0;
+}
+
+/** The conversation's finished turns before this answer, oldest first. */
+async function loadHistory(prisma: PrismaClient, message: Message, maxTurns: number): Promise<HistoryTurn[]> {
+  if (!message.replyToId) return [];
+  const asked = await prisma.message.findUnique({ where: { id: message.replyToId }, select: { createdAt: true } });
+  if (!asked) return [];
+  const rows = await prisma.message.findMany({
+    where: { conversationId: message.conversationId, createdAt: { lt: asked.createdAt }, status: 'COMPLETE' },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: maxTurns,
+    select: { role: true, content: true },
+  });
+  return rows.reverse().map((r) => ({ role: r.role, content: r.content }));
+}
+
+/** The passages for a question, numbered from 1 in ranking order. */
+async function retrieve(deps: AnswerDeps, message: Message, question: string): Promise<TutorPassage[]> {
+  const ranked = await deps.retrieval.search({
+    courseId: message.courseId,
+    query: question.slice(0, 1000),
+    limit: deps.config.passages,
+    documentIds: message.documentIds.length ? message.documentIds : undefined,
+  });
+  if (!ranked.length) return [];
+  const chunks = await deps.prisma.chunk.findMany({
+    where: { id: { in: ranked.map((r) => r.id) }, document: { status: 'READY' } },
+    include: { document: { select: { title: true } } },
+  });
+  const byId = new Map(chunks.map((c) => [c.id, c]));
+  const passages: TutorPassage[] = [];
+  for (const r of ranked) {
+    const c = byId.get(r.id);
+    if (!c) continue;
+    passages.push({
+      n: passages.length + 1,
+      chunkId: c.id,
+      documentId: c.documentId,
+      documentTitle: c.document.title,
+      pageStart: c.pageStart,
+      pageEnd: c.pageEnd,
+      heading: c.heading,
+      text: c.text,
+      score: r.score,
+    });
+  }
+  return passages;
+}
