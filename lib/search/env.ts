@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { envParts } from '../env.js';
+import { checkEmbeddingsEnv, embeddingsEnv, type EmbeddingsEnv } from '../model/config.js';
 
 /** Retrieval settings, read by the rag subgraph (search) and the workers (indexing): they must agree. */
 export const retrievalEnv = {
@@ -14,14 +15,11 @@ export const retrievalEnv = {
   QDRANT_SHARDS: envParts.positiveInt(1),
   QDRANT_REPLICATION_FACTOR: envParts.positiveInt(1),
   QDRANT_WRITE_CONSISTENCY_FACTOR: envParts.positiveInt(1),
-  /** An OpenAI-compatible API (OpenAI, Ollama, vLLM, TEI), e.g. http://localhost:11434/v1. Unset: lexical search alone. */
-  EMBEDDINGS_URL: z.string().url().optional(),
-  EMBEDDINGS_API_KEY: z.string().optional(),
-  EMBEDDINGS_MODEL: z.string().min(1).optional(),
-  EMBEDDINGS_DIMENSIONS: z.coerce.number().int().positive().optional(),
+  /** EMBEDDINGS_URL, EMBEDDINGS_API_KEY, EMBEDDINGS_MODEL, EMBEDDINGS_DIMENSIONS: see lib/model/config.ts. */
+  ...embeddingsEnv,
 };
 
-export interface RetrievalEnv {
+export interface RetrievalEnv extends EmbeddingsEnv {
   VECTOR_STORE: 'embedded' | 'qdrant';
   QDRANT_URL?: string | undefined;
   QDRANT_API_KEY?: string | undefined;
@@ -29,21 +27,11 @@ export interface RetrievalEnv {
   QDRANT_SHARDS: number;
   QDRANT_REPLICATION_FACTOR: number;
   QDRANT_WRITE_CONSISTENCY_FACTOR: number;
-  EMBEDDINGS_URL?: string | undefined;
-  EMBEDDINGS_API_KEY?: string | undefined;
-  EMBEDDINGS_MODEL?: string | undefined;
-  EMBEDDINGS_DIMENSIONS?: number | undefined;
 }
 
 /** Cross-field rules, for a schema's superRefine. */
 export function checkRetrievalEnv(env: RetrievalEnv, ctx: z.RefinementCtx) {
   if (env.VECTOR_STORE === 'qdrant' && !env.QDRANT_URL)
     ctx.addIssue({ code: 'custom', path: ['QDRANT_URL'], message: 'required when VECTOR_STORE=qdrant' });
-  if (env.EMBEDDINGS_URL && (!env.EMBEDDINGS_MODEL || !env.EMBEDDINGS_DIMENSIONS)) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['EMBEDDINGS_MODEL'],
-      message: 'EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS are required with EMBEDDINGS_URL',
-    });
-  }
+  checkEmbeddingsEnv(env, ctx);
 }

@@ -2,8 +2,17 @@
  * A local HTTP server speaking the OpenAI wire format, for tests:
  *
  *   POST /v1/embeddings        deterministic embeddings that carry some meaning
- *   POST /v1/chat/completions  an extractive answer; Server-Sent Events with `stream: true`
+ *   POST /v1/chat/completions  an extractive answer, or what the test's `chat` script says
+ *                              (an answer paced token by token, an HTTP error before the
+ *                              first token, a connection dropped or stalled after N tokens,
+ *                              no answer at all, a body that is not JSON); whole, or as
+ *                              Server-Sent Events with `stream: true` exactly as OpenAI
+ *                              sends them (`data: {chunk}\n\n`..., the usage chunk when
+ *                              `stream_options.include_usage`, `data: [DONE]`)
  *   GET  /v1/models            the model list
+ *
+ * Every POST is recorded (path, body, headers), with how its exchange ended:
+ * completed, dropped by the script, or the client disconnected (an abort).
  *
  * Embeddings are a hashed bag of words: each normalised term (the BM25
  * tokenizer's stems, stop words dropped) adds ±1 to one of `dimensions`
@@ -76,18 +85,90 @@ export interface FakeOpenAIOptions {
   models?: string[];
   /** Inputs longer than this many characters get a 400, as a model's context limit does. Default: no limit. */
   maxInputChars?: number;
+  /**
+   * What `/v1/chat/completions` answers: a function of the request, or one reply per
+   * request in turn (the last one repeats). Default: the extractive answer.
+   */
+  chat?: FakeChatScript;
 }
+
+/** A chat completions request as the script sees it. */
+export interface FakeChatRequest {
+  body: Record<string, unknown>;
+  messages: Array<{ role: string; content: string }>;
+  /** The last user message. */
+  question: string;
+  stream: boolean;
+  /** 0 for the server's first chat request, 1 for the second... */
+  index: number;
+}
+
+/**
+ * A scripted reply:
+ * - a string: that answer (streamed in word pieces when `stream: true`);
+ * - `FakeChatAnswer`: an answer with its pacing and its failures;
+ * - `{ error }`: that HTTP error, before any token;
+ * - `{ hang: true }`: accepts the request and never answers (not even headers);
+ * - `{ raw }`: this body as is (e.g. not JSON), status 200 and `application/json` unless said.
+ */
+export type FakeChatReply =
+  string | FakeChatAnswer | { error: FakeChatError } | { hang: true } | { raw: string; status?: number; contentType?: string };
+
+export interface FakeChatAnswer {
+  /** The answer; streamed one word (with the spaces after it) per delta unless `tokens` is given. */
+  text?: string;
+  /** The exact content deltas to stream; the answer is their concatenation. */
+  tokens?: string[];
+  /** Pacing of a stream: e.g. 30 sends a token every 33 ms. Default: no delay. */
+  tokensPerSecond?: number;
+  /** Default 'stop'. */
+  finishReason?: string;
+  /** The usage reported; null: none, even when asked for. Default: counted. */
+  usage?: { prompt_tokens: number; completion_tokens: number } | null;
+  /** The model name in the answer. Default: the requested one. */
+  model?: string;
+  /** Stream: destroy the connection after this many tokens. Whole answer: destroy it halfway through the body. */
+  dropAfterTokens?: number;
+  /** Stream: stop sending after this many tokens, leaving the connection open. Whole answer: stall halfway through the body. */
+  stallAfterTokens?: number;
+}
+
+export interface FakeChatError {
+  status: number;
+  message?: string;
+  type?: string;
+  code?: string | null;
+  /** e.g. `{ 'retry-after': '0' }`. */
+  headers?: Record<string, string>;
+}
+
+export type FakeChatScript = ((request: FakeChatRequest) => FakeChatReply | Promise<FakeChatReply>) | FakeChatReply[];
 
 export interface RecordedRequest {
   path: string;
   body: unknown;
   authorization?: string | undefined;
+  /** Every request header, lower-cased names. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Content deltas sent so far (streamed chat answers). */
+  tokensSent: number;
+  /**
+   * How the exchange ended, once it has: `completed` (the whole answer was sent),
+   * `client-disconnected` (the client went away before that: an abort), `dropped`
+   * (the script cut the connection) or `server-closed` (by `close()`).
+   */
+  outcome?: 'completed' | 'client-disconnected' | 'dropped' | 'server-closed' | undefined;
 }
 
 export interface FakeOpenAI {
   /** The API root, `http://127.0.0.1:<port>/v1`. */
   url: string;
+  /** Every POST received, in order (recorded once its body has been read). */
   requests: RecordedRequest[];
+  /** The chat completions requests among them. */
+  chatRequests(): RecordedRequest[];
+  /** Resolves when every exchange received so far has ended (so `outcome` is set). */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -118,12 +199,43 @@ function messageText(content: unknown): string {
   return '';
 }
 
+/** Resolves once `data` has been handed to the socket (true), or could not be (false: the response is gone). */
+function write(res: ServerResponse, data: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (res.destroyed || res.writableEnded) return resolve(false);
+    res.write(data, (err) => resolve(!err && !res.destroyed));
+  });
+}
+
 export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   const dimensions = opts.dimensions ?? 256;
   const rateLimitFirst = opts.rateLimitFirst ?? 0;
   const failFirst = opts.failFirst ?? 0;
   const requests: RecordedRequest[] = [];
+  const open = new Set<Promise<void>>();
+  const timers = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>();
   let counted = 0;
+  let chatCount = 0;
+  let closing = false;
+
+  /** Waits `ms`, or less if the response closes or the server stops. */
+  function pause(ms: number, res: ServerResponse): Promise<void> {
+    return new Promise((resolve) => {
+      if (res.destroyed || closing) return resolve();
+      const entry = {
+        timer: setTimeout(() => done(), ms),
+        resolve: () => done(),
+      };
+      const done = () => {
+        clearTimeout(entry.timer);
+        timers.delete(entry);
+        res.off('close', done);
+        resolve();
+      };
+      timers.add(entry);
+      res.once('close', done);
+    });
+  }
 
   function embeddings(res: ServerResponse, body: Json): void {
     const model = body['model'];
@@ -171,36 +283,102 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     send(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
   }
 
-  function chat(res: ServerResponse, body: Json): void {
+  async function chat(res: ServerResponse, body: Json, record: RecordedRequest, drop: () => void): Promise<void> {
     const model = typeof body['model'] === 'string' ? body['model'] : 'fake-chat';
-    const messages = Array.isArray(body['messages']) ? (body['messages'] as Array<{ role?: unknown; content?: unknown }>) : [];
-    if (messages.length === 0) return openaiError(res, 400, "'messages' must be a non-empty array", 'invalid_request_error');
+    const rawMessages = Array.isArray(body['messages']) ? (body['messages'] as Array<{ role?: unknown; content?: unknown }>) : [];
+    if (rawMessages.length === 0) return openaiError(res, 400, "'messages' must be a non-empty array", 'invalid_request_error');
+    const messages = rawMessages.map((m) => ({ role: String(m.role), content: messageText(m.content) }));
     const lastUser = messages.findLastIndex((m) => m.role === 'user');
-    const question = lastUser >= 0 ? messageText(messages[lastUser]!.content) : '';
-    const context = messages
-      .filter((_, i) => i !== lastUser)
-      .map((m) => messageText(m.content))
-      .join('\n');
-    const answer = extractiveAnswer(question, context);
-    const id = `chatcmpl-fake${requests.length}`;
-    const created = Math.floor(Date.now() / 1000);
-    const promptTokens = tokenize(messages.map((m) => messageText(m.content)).join(' ')).length;
-    const completionTokens = answer.split(/\s+/).length;
-    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    const question = lastUser >= 0 ? messages[lastUser]!.content : '';
+    const stream = body['stream'] === true;
+    const index = chatCount++;
 
-    if (body['stream'] !== true) {
-      const choice = { index: 0, message: { role: 'assistant', content: answer }, logprobs: null, finish_reason: 'stop' };
-      return send(res, 200, { id, object: 'chat.completion', created, model, choices: [choice], usage });
+    let reply: FakeChatReply;
+    if (typeof opts.chat === 'function') reply = await opts.chat({ body, messages, question, stream, index });
+    else if (Array.isArray(opts.chat) && opts.chat.length > 0) reply = opts.chat[Math.min(index, opts.chat.length - 1)]!;
+    else {
+      const context = messages
+        .filter((_, i) => i !== lastUser)
+        .map((m) => m.content)
+        .join('\n');
+      reply = extractiveAnswer(question, context);
     }
+
+    if (typeof reply === 'object' && 'error' in reply) {
+      const { status, message, type, code, headers } = reply.error;
+      return send(
+        res,
+        status,
+        {
+          error: {
+            message: message ?? `fake error ${status}`,
+            type: type ?? (status >= 500 ? 'server_error' : 'invalid_request_error'),
+            param: null,
+            code: code ?? null,
+          },
+        },
+        headers,
+      );
+    }
+    if (typeof reply === 'object' && 'hang' in reply) return; // never answers
+    if (typeof reply === 'object' && 'raw' in reply) {
+      res.writeHead(reply.status ?? 200, { 'content-type': reply.contentType ?? 'application/json' });
+      res.end(reply.raw);
+      return;
+    }
+
+    const answer: FakeChatAnswer = typeof reply === 'string' ? { text: reply } : reply;
+    const pieces = answer.tokens ?? (answer.text ?? '').match(/\S+\s*/g) ?? [];
+    const content = answer.tokens ? answer.tokens.join('') : (answer.text ?? '');
+    const id = `chatcmpl-fake${index}`;
+    const created = Math.floor(Date.now() / 1000);
+    const answeredBy = answer.model ?? model;
+    const finishReason = answer.finishReason ?? 'stop';
+    const promptTokens = tokenize(messages.map((m) => m.content).join(' ')).length;
+    const countedUsage = { prompt_tokens: promptTokens, completion_tokens: pieces.length };
+    const reported = answer.usage === null ? null : (answer.usage ?? countedUsage);
+    const usage = reported && { ...reported, total_tokens: reported.prompt_tokens + reported.completion_tokens };
+
+    if (!stream) {
+      const choice = { index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: finishReason };
+      const whole = JSON.stringify({
+        id,
+        object: 'chat.completion',
+        created,
+        model: answeredBy,
+        choices: [choice],
+        ...(usage ? { usage } : {}),
+      });
+      if (answer.dropAfterTokens !== undefined || answer.stallAfterTokens !== undefined) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        await write(res, whole.slice(0, Math.floor(whole.length / 2)));
+        if (answer.dropAfterTokens !== undefined) drop();
+        return; // stalled: the rest never comes
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(whole)) });
+      res.end(whole);
+      return;
+    }
+
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.flushHeaders();
     const chunk = (choices: unknown[], extra: Json = {}) =>
-      res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra })}\n\n`);
-    chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-    for (const piece of answer.match(/\S+\s*/g) ?? [])
-      chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]);
-    chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]);
+      write(res, `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: answeredBy, choices, ...extra })}\n\n`);
+    await chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+    const delayMs = answer.tokensPerSecond ? 1000 / answer.tokensPerSecond : 0;
+    for (const piece of pieces) {
+      if (record.tokensSent === answer.dropAfterTokens) return drop();
+      if (record.tokensSent === answer.stallAfterTokens) return; // the connection stays open, silent
+      if (delayMs > 0) await pause(delayMs, res);
+      if (res.destroyed || closing) return;
+      if (!(await chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]))) return;
+      record.tokensSent++;
+    }
+    if (record.tokensSent === answer.dropAfterTokens) return drop();
+    if (record.tokensSent === answer.stallAfterTokens) return;
+    await chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]);
     const streamOptions = body['stream_options'] as { include_usage?: unknown } | undefined;
-    if (streamOptions?.include_usage === true) chunk([], { usage });
+    if (streamOptions?.include_usage === true && usage) await chunk([], { usage });
     res.end('data: [DONE]\n\n');
   }
 
@@ -219,7 +397,21 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
       } catch {
         body = text;
       }
-      requests.push({ path, body, authorization: req.headers.authorization });
+      const record: RecordedRequest = { path, body, authorization: req.headers.authorization, headers: { ...req.headers }, tokensSent: 0 };
+      requests.push(record);
+      let dropped = false;
+      const drop = () => {
+        dropped = true;
+        res.destroy();
+      };
+      open.add(
+        new Promise<void>((resolve) => {
+          res.once('close', () => {
+            record.outcome = res.writableFinished ? 'completed' : dropped ? 'dropped' : closing ? 'server-closed' : 'client-disconnected';
+            resolve();
+          });
+        }),
+      );
       const n = counted++;
       if (n < rateLimitFirst) {
         return send(
@@ -233,7 +425,7 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
       if (typeof body !== 'object' || body === null)
         return openaiError(res, 400, 'We could not parse the JSON body of your request.', 'invalid_request_error');
       if (path === '/v1/embeddings') return embeddings(res, body as Json);
-      if (path === '/v1/chat/completions') return chat(res, body as Json);
+      if (path === '/v1/chat/completions') return chat(res, body as Json, record, drop);
       return openaiError(res, 404, `Unknown request URL: POST ${path}`, 'invalid_request_error');
     })().catch((err: unknown) => {
       if (!res.headersSent) openaiError(res, 500, String(err), 'server_error');
@@ -249,10 +441,17 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    chatRequests: () => requests.filter((r) => r.path === '/v1/chat/completions'),
+    settled: async () => {
+      await Promise.all([...open]);
+    },
+    close: () => {
+      closing = true;
+      for (const { resolve } of [...timers]) resolve();
+      return new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }
