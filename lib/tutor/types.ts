@@ -32,7 +32,11 @@ export interface Citation {
   documentId: string;
   pageStart: number;
   pageEnd: number;
-  /** The sentence of the passage the answer relies on, verbatim. */
+  /**
+   * The sentence of the passage the answer relies on, verbatim (as `splitSentences` normalises it:
+   * line breaks as spaces, hyphenated line ends joined). In an offline SOCRATIC hint, the same
+   * sentence with its answer term blanked as `_____`, so the hint does not give the answer away.
+   */
   quote: string;
 }
 

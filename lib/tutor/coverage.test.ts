@@ -1,0 +1,91 @@
+import { describe, expect, it } from '@jest/globals';
+import { COVERAGE_THRESHOLD, coverage } from './coverage.js';
+import { COURSE, OFF_TOPIC, ON_TOPIC } from './testdata/course.js';
+
+const PHYSICS = COURSE.filter((p) => p.documentId === 'doc-phys');
+
+describe('coverage', () => {
+  it('passes at least 90 % of the paraphrased on-topic questions of the fixture course', () => {
+    const passed = ON_TOPIC.filter(({ question }) => coverage(question, COURSE).covered);
+    expect(ON_TOPIC.length).toBeGreaterThanOrEqual(15);
+    expect(passed.length / ON_TOPIC.length).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('rejects at least 90 % of the off-topic questions, though several share words with the course', () => {
+    const rejected = OFF_TOPIC.filter((question) => !coverage(question, COURSE).covered);
+    expect(OFF_TOPIC.length).toBeGreaterThanOrEqual(10);
+    expect(rejected.length / OFF_TOPIC.length).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('finds its best passage in the document that answers each covered on-topic question', () => {
+    const documentOf = (n: number | undefined) => COURSE.find((p) => p.n === n)?.documentId;
+    for (const { question, passage } of ON_TOPIC) {
+      const c = coverage(question, COURSE);
+      if (c.covered) expect([question, documentOf(c.bestPassage)]).toEqual([question, documentOf(passage)]);
+    }
+  });
+
+  it('rejects "who won the 2018 world cup" against physics passages that contain "world"', () => {
+    expect(PHYSICS.some((p) => /\bworld\b/u.test(p.text))).toBe(true);
+    const c = coverage('Who won the 2018 world cup?', PHYSICS);
+    expect(c.covered).toBe(false);
+    expect(c.matched).toEqual(['world']);
+    expect(c.score).toBeGreaterThan(0);
+    expect(c.score).toBeLessThan(COVERAGE_THRESHOLD);
+  });
+
+  it("needs two of the question's terms in the same passage: one shared word is a coincidence", () => {
+    const c = coverage('What is the French word for apple?', COURSE);
+    expect(c.matched).toEqual(['french']);
+    expect(c.score).toBeGreaterThanOrEqual(COVERAGE_THRESHOLD);
+    expect(c.covered).toBe(false);
+    // A one-term question needs its one term.
+    expect(coverage('What is inertia?', COURSE)).toMatchObject({ covered: true, score: 1, bestPassage: 8, matched: ['inertia'] });
+  });
+
+  it('reads words hyphenated across a PDF line break as one word', () => {
+    // Passage 2 writes "or-\nganelles".
+    expect(coverage('Which organelles carry out photosynthesis?', COURSE.slice(1, 2)).matched).toContain('organell');
+  });
+
+  it('exposes a score in 0..1, the weighted terms, the matched ones and the threshold', () => {
+    const c = coverage('What did Einstein discover about gravity?', COURSE);
+    expect(c.terms).toEqual([
+      { term: 'einstein', weight: 1.5 },
+      { term: 'discov', weight: 1 },
+      { term: 'graviti', weight: 1 },
+    ]);
+    expect(c.matched).toEqual(['graviti']);
+    expect(c.score).toBeCloseTo(1 / 3.5, 10);
+    expect(c.bestPassage).toBe(8);
+    expect(c.threshold).toBe(COVERAGE_THRESHOLD);
+    expect(c.covered).toBe(false);
+  });
+
+  it('matches derived forms the stemmer keeps apart and irregular plurals', () => {
+    // "gravitational" → "gravit", "gravity" → "graviti"; "leaves" → "leaf".
+    const c = coverage('How does gravitational pull keep a book on the table?', PHYSICS);
+    expect(c.matched).toEqual(expect.arrayContaining(['gravit', 'book', 'tabl']));
+    expect(c.covered).toBe(true);
+    expect(coverage('Why do leaves look green?', COURSE).matched).toContain('leaf');
+  });
+
+  it('takes the threshold as an option', () => {
+    // On topic (passage 5: "hunger spread in the cities"), but worded apart from the passage.
+    const question = 'Why did people in the cities go hungry?';
+    expect(coverage(question, COURSE)).toMatchObject({ covered: false, bestPassage: 5, matched: ['peopl', 'citi'] });
+    expect(coverage(question, COURSE, { threshold: 0.35 })).toMatchObject({ covered: true, threshold: 0.35 });
+  });
+
+  it('is not covered with no content terms or no passages', () => {
+    expect(coverage('Why is it so?', COURSE)).toMatchObject({ covered: false, score: 0, terms: [] });
+    expect(coverage('What is inertia?', [])).toMatchObject({ covered: false, score: 0 });
+    expect(coverage('What is inertia?', []).bestPassage).toBeUndefined();
+  });
+
+  it('scores a standalone follow-up on its own words, or on the carried words when it has none', () => {
+    expect(coverage('What about Robespierre? (about: stormed Bastille)', COURSE)).toMatchObject({ covered: true, bestPassage: 7 });
+    expect(coverage('And when did that happen? (about: stormed Bastille)', COURSE)).toMatchObject({ covered: true, bestPassage: 6 });
+    expect(coverage('What about sourdough? (about: stormed Bastille)', COURSE).covered).toBe(false);
+  });
+});
