@@ -44,13 +44,18 @@ const schema = z
     INTROSPECTION: envParts.bool.optional(),
     CORS_ORIGINS: list.default([]),
     SANDBOX_DEV_TOKEN: z.string().optional(),
-    MAX_BODY_BYTES: envParts.positiveInt(1_000_000),
+    /** 4 MiB: room for ingestDocument's pasted text (1,000,000 characters) in a JSON body. */
+    MAX_BODY_BYTES: envParts.positiveInt(4 * 1024 * 1024),
     /** Where uploads are stored; shared with the workers. */
     BLOB_DIR: z.string().min(1).default('.data/blobs'),
     UPLOAD_MAX_BYTES: envParts.positiveInt(100 * 1024 * 1024),
     UPLOAD_TTL_S: envParts.positiveInt(24 * 3600),
+    /** Checks Document.fileUrl links (GET /files/...); the rag subgraph signs them with the same secret. Unset: refused. */
+    FILE_URL_SECRET: z.string().min(32).optional(),
     WS_MAX_CONNECTIONS_PER_USER: envParts.positiveInt(10),
     WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: envParts.positiveInt(100),
+    /** answerStream: how often a streamed answer's status is re-read, in case its done event never comes. */
+    ANSWER_RECHECK_MS: z.coerce.number().int().min(50).max(600_000).default(10_000),
     DRAIN_DELAY_MS: envParts.ms(0),
     SHUTDOWN_TIMEOUT_MS: envParts.ms(15_000),
   })

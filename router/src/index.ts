@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { createAnswerHub, readAnswerHistory } from '@lib/answers/stream.js';
 import { createLocalBlobStore } from '@lib/blob/local.js';
 import { createAssertionSigner } from '@lib/internal-auth.js';
 import { bullConnection } from '@lib/redis.js';
@@ -24,10 +25,16 @@ async function main() {
   const queueRedis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 3, connectionName: 'router-uploads' });
   queueRedis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   const events = await createTaskEventStream(bullConnection(env.REDIS_URL), (err) => log.error({ err }, 'task event stream error'));
+  // One subscriber connection for every answer streamed by this router (it resubscribes after a reconnect).
+  const answerSubscriber = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, connectionName: 'router-answers' });
+  answerSubscriber.on('error', (err) => log.warn({ err: err.message }, 'redis error (answer events)'));
+  const answerHub = createAnswerHub(answerSubscriber);
 
   const router = await startRouter({
     events,
+    answers: { hub: answerHub, readHistory: (messageId) => readAnswerHistory(redis, messageId), recheckMs: env.ANSWER_RECHECK_MS },
     uploads: { blobStore: createLocalBlobStore(env.BLOB_DIR), redis: queueRedis, maxBytes: env.UPLOAD_MAX_BYTES, ttlS: env.UPLOAD_TTL_S },
+    fileUrlSecret: env.FILE_URL_SECRET,
     subscriptionLimits: {
       maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,
       maxSubscriptionsPerConnection: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
@@ -62,7 +69,8 @@ async function main() {
     }),
     signer: await createAssertionSigner(env.INTERNAL_JWT_PRIVATE_JWK),
     checks: { redis: () => redis.ping() },
-    closeSteps: [{ name: 'redis', run: () => Promise.all([events.close(), redis.quit(), queueRedis.quit()]) }],
+    // After the WebSocket server: no subscription listens any more.
+    closeSteps: [{ name: 'redis', run: () => Promise.all([events.close(), answerHub.close(), redis.quit(), queueRedis.quit()]) }],
   });
   log.info({ url: router.url }, 'router ready');
 }

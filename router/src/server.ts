@@ -23,7 +23,10 @@ import { SubgraphDataSource } from './datasource.js';
 import type { RateLimiter } from './rate-limit.js';
 import { FileSupergraphManager } from './supergraph.js';
 import { createUploadHandler, type UploadHandlerDeps } from './uploads.js';
+import { createFileHandler } from './files.js';
+import { FILES_PATH } from '@lib/file-links.js';
 import { startSubscriptions, type SubscriptionLimits } from './subscriptions.js';
+import type { AnswerStreamDeps } from './answer-stream.js';
 import type { TaskEventStream } from '@lib/tasks/events.js';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
@@ -49,9 +52,13 @@ export interface RouterOptions {
   checks: Record<string, () => Promise<unknown>>;
   closeSteps: ShutdownStep[];
   events: TaskEventStream;
+  /** `answerStream`: the hub of live answer events, the history reader, the recheck period. */
+  answers: AnswerStreamDeps;
   subscriptionLimits: SubscriptionLimits;
   /** POST /uploads: where files go and how big they may be. */
   uploads: Omit<UploadHandlerDeps, 'log'>;
+  /** GET /files/...: signed links to documents' files (Document.fileUrl), checked with this secret; unset, refused. */
+  fileUrlSecret?: string | undefined;
 }
 
 /** Over HTTP the gateway cannot run subscriptions: say where they are served instead of failing obscurely. */
@@ -97,6 +104,24 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     labelNames: ['reason'],
     registers: [metrics.registry],
   });
+
+  const jwksFailures = new Counter({
+    name: 'jwks_failures_total',
+    help: 'Tokens that could not be checked because the key set (JWKS) was unavailable',
+    registers: [metrics.registry],
+  });
+  // Counted wherever a token is checked: GraphQL over HTTP, uploads and graphql-ws connections.
+  const authenticator: Authenticator = {
+    ...opts.authenticator,
+    authenticate: async (header) => {
+      try {
+        return await opts.authenticator.authenticate(header);
+      } catch (err) {
+        if (err instanceof KeySourceError) jwksFailures.inc();
+        throw err;
+      }
+    },
+  };
 
   const gateway = new ApolloGateway({
     supergraphSdl: new FileSupergraphManager(opts.supergraphPath, opts.supergraphPollMs, log),
@@ -148,12 +173,13 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     path: '/graphql',
     apollo,
     schema: () => gateway.schema,
-    authenticator: opts.authenticator,
+    authenticator,
     events: opts.events,
     log,
     registry: metrics.registry,
     limits: opts.subscriptionLimits,
     rateLimiter: opts.rateLimiter,
+    answers: opts.answers,
   });
 
   const lifecycle = createLifecycle({
@@ -203,7 +229,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     if (isLandingPage(req)) return next();
     const reqLog = res.locals['log'] as Logger;
     try {
-      const identity = await opts.authenticator.authenticate(req.headers.authorization);
+      const identity = await authenticator.authenticate(req.headers.authorization);
       res.locals['identity'] = identity;
       res.locals['log'] = reqLog.child({ userId: identity.userId });
       next();
@@ -240,6 +266,9 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
         errorBody(ErrorCode.RATE_LIMITED, `Too many requests; retry in ${decision.retryAfterS} s`, { retryAfter: decision.retryAfterS }),
       );
   };
+
+  // Documents' files behind signed, expiring links: no token (the link is the credential), no per-user limit.
+  app.get(`${FILES_PATH}/:documentId/:name`, createFileHandler({ secret: opts.fileUrlSecret, blobStore: opts.uploads.blobStore, log }));
 
   // Course material: streamed to the blob store, answered with an upload id for ingestDocument.
   app.post('/uploads', corsMiddleware, authenticate, limit, createUploadHandler({ ...opts.uploads, log }));

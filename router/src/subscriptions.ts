@@ -25,6 +25,7 @@ import type { TaskEvent, TaskEventStream } from '@lib/tasks/events.js';
 import { AuthError, KeySourceError, type Authenticator } from './auth.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RouterContext } from './context.js';
+import { createAnswerStreams, type AnswerStream, type AnswerStreamDeps } from './answer-stream.js';
 
 /**
  * GraphQL subscriptions over graphql-ws, served by the router itself (the
@@ -61,13 +62,15 @@ export interface SubscriptionDeps {
   limits: SubscriptionLimits;
   /** Starting a subscription costs one request of the user's budget, as an HTTP request does. */
   rateLimiter: RateLimiter;
+  /** `answerStream`: the answers' live events and history (see answer-stream.ts). */
+  answers: AnswerStreamDeps;
 }
 
 interface ConnectionState {
   identity?: Identity;
   requestId: string;
   log: Logger;
-  sessions: Map<string, Session>;
+  sessions: Map<string, Session | AnswerStream>;
   expiry?: NodeJS.Timeout;
 }
 
@@ -174,6 +177,7 @@ export function startSubscriptions(deps: SubscriptionDeps) {
   const sockets = new Gauge({ name: 'websocket_connections_open', help: 'Open graphql-ws connections', registers: [deps.registry] });
   const messages = new Counter({ name: 'subscription_messages_total', help: 'Messages sent to subscribers', registers: [deps.registry] });
   const connectionsPerUser = new Map<string, number>();
+  const answerStreams = createAnswerStreams(deps.answers);
 
   const wss = new WebSocketServer({ server: deps.server, path: deps.path, maxPayload: 64 * 1024 });
 
@@ -268,6 +272,31 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         if (!field || more.length || field.kind !== Kind.FIELD) return refuse('Subscribe to exactly one field');
         const variables = payload.variables ?? {};
         const identity = state.identity;
+        if (field.name.value === 'answerStream') {
+          const socket = ctx.extra.socket;
+          const answer = await answerStreams.start({
+            schema,
+            document,
+            operation,
+            field,
+            variables,
+            run: (query, vars, shareKey) => (shareKey ? runShared(state, query, print(query), vars, shareKey) : run(state, query, vars)),
+            log: state.log,
+            isOpen: () => socket.readyState === socket.OPEN,
+            onMessage: () => messages.inc(),
+          });
+          if (Array.isArray(answer)) return answer;
+          state.sessions.set(id, answer);
+          open.inc();
+          state.log.info({ subscriptionId: id, field: field.name.value, messageId: answer.messageId }, 'subscription started');
+          return {
+            schema,
+            document,
+            operationName: payload.operationName ?? null,
+            variableValues: variables,
+            contextValue: { answer },
+          };
+        }
         const query = toQuery(document, operation, field);
 
         let session: Session;
@@ -313,6 +342,8 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         };
       },
       subscribe: (args) => {
+        const { answer } = args.contextValue as { answer?: AnswerStream };
+        if (answer) return answer.results();
         const { state, session, query, queryKey, variables, snapshot, first, responseKey, once } = args.contextValue as {
           state: ConnectionState;
           session: Session;
