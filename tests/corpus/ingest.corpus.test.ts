@@ -1,6 +1,5 @@
-import assert from 'node:assert/strict';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
 import { createCourse, ingest, upload, waitForTask } from '../support/ingest.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -20,37 +19,57 @@ const EXPECTED: Record<string, { status: 'COMPLETED'; pages: number } | { status
   'poppler-742-0-fuzzed.pdf': { status: 'FAILED', code: 'MALFORMED_FILE' },
 };
 const present = existsSync(CORPUS);
+if (!present) console.warn(`skipped: ${CORPUS.pathname} is absent (this tier needs ../shared/corpus)`);
+const suite = present ? describe : describe.skip;
 
-describe(
-  'ingestion of the shared corpus',
-  { skip: present ? false : `skipped: ${CORPUS.pathname} is absent (this tier needs ../shared/corpus)` },
-  () => {
-    let stack: TestStack;
-    before(async () => {
-      stack = await startTestStack({ workers: 2 });
-    });
-    after(() => stack?.stop());
+suite('ingestion of the shared corpus', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ workers: 2 });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
 
-    it('ends each file as the corpus README says, and the workers survive all of them', async () => {
+  it(
+    'ends each file as the corpus README says, and the workers survive all of them',
+    async () => {
       const token = await stack.token(stack.user('corpus'), 'TEACHER');
       const courseId = await createCourse(stack, token, 'Corpus');
       const started = [];
       for (const [file, expected] of Object.entries(EXPECTED)) {
         const up = await upload(stack, token, readFileSync(new URL(file, CORPUS)), file);
-        assert.equal(up.status, 201, `${file} upload: ${JSON.stringify(up.body)}`);
+        expect({ file, status: up.status, body: up.body }).toEqual({
+          file,
+          status: 201,
+          body: expect.objectContaining({ uploadId: expect.any(String) }),
+        });
         started.push({ file, expected, task: await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: file }) });
       }
       for (const { file, expected, task } of started) {
         const done = await waitForTask(stack, token, task.id, 120_000);
-        assert.equal(done.status, expected.status, `${file}: ${JSON.stringify(done.error)}`);
         if (expected.status === 'COMPLETED') {
-          assert.equal(done.document?.pages, expected.pages, file);
-          assert.ok((done.document?.chunkCount ?? 0) > 0, file);
+          expect({
+            file,
+            status: done.status,
+            error: done.error,
+            pages: done.document?.pages,
+            chunks: (done.document?.chunkCount ?? 0) > 0,
+          }).toEqual({
+            file,
+            status: 'COMPLETED',
+            error: null,
+            pages: expected.pages,
+            chunks: true,
+          });
         } else {
-          assert.equal(done.error?.code, expected.code, file);
+          expect({ file, status: done.status, code: done.error?.code }).toEqual({ file, status: 'FAILED', code: expected.code });
         }
       }
-      for (const s of Object.values(stack.services)) assert.equal(s.child.exitCode, null, `${s.name} still running`);
-    });
-  },
-);
+      // The workers survive all of them.
+      for (const s of Object.values(stack.services))
+        expect({ service: s.name, exitCode: s.child.exitCode }).toEqual({ service: s.name, exitCode: null });
+    },
+    10 * 60_000,
+  );
+});

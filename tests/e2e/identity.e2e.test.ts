@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SignJWT, UnsecuredJWT, importJWK } from 'jose';
 import { generateJwkPair } from '../../lib/keys.js';
 import { createAssertionSigner } from '../../lib/internal-auth.js';
@@ -10,17 +9,26 @@ const ME = 'query Me { myCourses { id title } }';
 
 describe('identity at the router and the subgraphs', () => {
   let stack: TestStack;
-  before(async () => {
+  beforeAll(async () => {
     stack = await startTestStack();
   });
-  after(() => stack?.stop());
+  afterAll(async () => {
+    await stack?.stop();
+  });
 
   const expectRejected = async (token: string | undefined, reason: string) => {
     const res = await stack.gql(ME, {}, token === undefined ? {} : { headers: { authorization: token } });
-    assert.equal(res.status, 401, `status for ${reason}`);
-    assert.equal(res.body.errors?.[0]?.extensions?.['code'], 'UNAUTHENTICATED');
-    assert.equal(res.body.errors?.[0]?.extensions?.['reason'], reason);
-    assert.equal(res.body.data, undefined);
+    // The reason is in the object compared, so a failure names the case.
+    expect({
+      status: res.status,
+      code: res.body.errors?.[0]?.extensions?.['code'],
+      reason: res.body.errors?.[0]?.extensions?.['reason'],
+    }).toEqual({
+      status: 401,
+      code: 'UNAUTHENTICATED',
+      reason,
+    });
+    expect(res.body.data).toBeUndefined();
   };
 
   it('rejects missing, forged, expired, alg-none, wrong-issuer, wrong-audience and claim-less tokens with 401 and a code', async () => {
@@ -80,25 +88,40 @@ describe('identity at the router and the subgraphs', () => {
       {},
       { token: bobToken },
     );
-    assert.ok(created.body.data?.createCourse.id);
+    const courseId = created.body.data?.createCourse.id;
+    expect(courseId).toEqual(expect.any(String));
+    const COURSE = `query { course(id: "${courseId}") { title } }`;
+
+    // The control: an admin (and bob) may read bob's course, so a forged identity or role would show.
+    const admin = await stack.token(stack.user('real-admin'), 'ADMIN');
+    expect((await stack.gql(COURSE, {}, { token: admin })).body).toEqual({ data: { course: { title: 'Bob only' } } });
 
     const aliceToken = await stack.token(alice, 'STUDENT');
-    const spoofed = await stack.gql<{ myCourses: { id: string }[] }>(
-      ME,
-      {},
-      {
-        token: aliceToken,
-        headers: { 'x-user-id': bob, 'x-user-role': 'ADMIN', 'x-internal-assertion': 'forged' },
-      },
-    );
-    assert.equal(spoofed.status, 200);
-    assert.deepEqual(spoofed.body.data?.myCourses, []);
-    const direct = await stack.gql(
-      `query { course(id: "${created.body.data!.createCourse.id}") { title } }`,
-      {},
-      { token: aliceToken, headers: { 'x-user-id': bob } },
-    );
-    assert.equal(direct.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+    const forged = { 'x-user-id': bob, 'x-user-role': 'ADMIN', 'x-internal-assertion': 'forged' };
+    const spoofed = await stack.gql<{ myCourses: { id: string }[] }>(ME, {}, { token: aliceToken, headers: forged });
+    expect(spoofed.status).toBe(200);
+    expect(spoofed.body.data?.myCourses).toEqual([]);
+    const direct = await stack.gql(COURSE, {}, { token: aliceToken, headers: { 'x-user-id': bob } });
+    expect(direct.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+
+    // A forged role: an ADMIN reads any course and a TEACHER or ADMIN creates one; the student alice may do neither.
+    const asForgedAdmin = await stack.gql(COURSE, {}, { token: aliceToken, headers: forged });
+    expect(asForgedAdmin.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    expect((asForgedAdmin.body.data as { course: unknown } | null | undefined)?.course ?? null).toBeNull();
+    for (const role of ['ADMIN', 'TEACHER']) {
+      const create = await stack.gql<{ createCourse: { id: string } | null }>(
+        'mutation { createCourse(input: { title: "Forged" }) { id } }',
+        {},
+        { token: aliceToken, headers: { 'x-user-role': role, 'x-user-id': bob } },
+      );
+      expect({ role, code: create.body.errors?.[0]?.extensions?.['code'] }).toEqual({ role, code: 'FORBIDDEN' });
+      expect(create.body.data?.createCourse ?? null).toBeNull();
+    }
+    // Nothing was created in alice's (or bob's) name.
+    const aliceCourses = await stack.gql<{ myCourses: { id: string }[] }>(ME, {}, { token: aliceToken });
+    expect(aliceCourses.body.data?.myCourses).toEqual([]);
+    const bobCourses = await stack.gql<{ myCourses: { id: string; title: string }[] }>(ME, {}, { token: bobToken });
+    expect(bobCourses.body.data?.myCourses).toEqual([{ id: courseId, title: 'Bob only' }]);
   });
 
   it('refuses a direct call to a subgraph without an assertion, with a forged one, or with a mismatched X-User-Id', async () => {
@@ -111,53 +134,50 @@ describe('identity at the router and the subgraphs', () => {
       });
 
     const bare = await post({ 'x-user-id': 'admin', 'x-user-role': 'ADMIN' });
-    assert.equal(bare.status, 401);
-    assert.equal(((await bare.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code, 'UNAUTHENTICATED');
+    expect(bare.status).toBe(401);
+    expect(((await bare.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('UNAUTHENTICATED');
 
     const attacker = await generateJwkPair('EdDSA');
     const forgedSigner = await createAssertionSigner(attacker.privateJwk);
     const forged = await post({
       'x-internal-assertion': await forgedSigner.sign({ identity: { userId: 'admin', role: 'ADMIN' }, subgraph: 'rag' }),
     });
-    assert.equal(forged.status, 401);
+    expect(forged.status).toBe(401);
 
     const realSigner = await createAssertionSigner(stack.keys.internal.privateJwk);
     const forChat = await post({
       'x-internal-assertion': await realSigner.sign({ identity: { userId: 'admin', role: 'ADMIN' }, subgraph: 'chat' }),
     });
-    assert.equal(forChat.status, 401, 'an assertion for another subgraph is refused');
+    // An assertion for another subgraph is refused.
+    expect(forChat.status).toBe(401);
 
     const mismatched = await post({
       'x-internal-assertion': await realSigner.sign({ identity: { userId: 'alice', role: 'STUDENT' }, subgraph: 'rag' }),
       'x-user-id': 'bob',
     });
-    assert.equal(mismatched.status, 401);
+    expect(mismatched.status).toBe(401);
 
     const valid = await post({
       'x-internal-assertion': await realSigner.sign({ identity: { userId: 'alice', role: 'STUDENT' }, subgraph: 'rag' }),
     });
-    assert.equal(valid.status, 200, 'the control: a valid assertion passes');
+    // The control: a valid assertion passes.
+    expect(valid.status).toBe(200);
   });
 
   it('carries one request id through the router and a subgraph, and returns it', async () => {
     const token = await stack.token(stack.user('tracer'), 'TEACHER');
     const requestId = `trace-${Date.now()}`;
     const res = await stack.gql('query TraceMe { myCourses { id } }', {}, { token, headers: { 'x-request-id': requestId } });
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get('x-request-id'), requestId);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe(requestId);
     await new Promise((r) => setTimeout(r, 200));
     const inRouter = stack.services['router']!.lines.filter((l) => l.includes(requestId));
     const inRag = stack.services['rag']!.lines.filter((l) => l.includes(requestId));
-    assert.ok(
-      inRouter.some((l) => JSON.parse(l).reqId === requestId),
-      'router logged the request id',
-    );
-    assert.ok(
-      inRag.some((l) => JSON.parse(l).reqId === requestId && JSON.parse(l).msg === 'graphql operation'),
-      'rag logged the request id',
-    );
+    // The router and rag logged the request id.
+    expect(inRouter.map((l) => JSON.parse(l).reqId)).toContain(requestId);
+    expect(inRag.map((l) => JSON.parse(l))).toContainEqual(expect.objectContaining({ reqId: requestId, msg: 'graphql operation' }));
 
     const generated = await stack.gql('{ myCourses { id } }', {}, { token, headers: { 'x-request-id': 'bad id with spaces' } });
-    assert.match(generated.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+    expect(generated.headers.get('x-request-id') ?? '').toMatch(/^[0-9a-f-]{36}$/);
   });
 });

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { makeEncryptedPdf, makeLargePdf, makeNoTextPdf, makeTextPdf, truncate } from '../support/pdf-fixtures.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +27,10 @@ describe('document ingestion as a background task', () => {
   let stack: TestStack;
   let teacher: string;
   let token: string;
-  before(async () => {
+  /** Subscriptions a test opened: closed after it, whatever happened. */
+  const open: Subscription<unknown>[] = [];
+  const track = <T>(sub: Subscription<T>) => (open.push(sub as Subscription<unknown>), sub);
+  beforeAll(async () => {
     stack = await startTestStack({
       workers: 2,
       worker: { INGEST_MAX_PAGES: '120', WORKER_CONCURRENCY: '2' },
@@ -37,20 +39,22 @@ describe('document ingestion as a background task', () => {
     teacher = stack.user('teacher');
     token = await stack.token(teacher, 'TEACHER');
   });
-  after(() => stack?.stop());
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((s) => s.dispose()));
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
 
   /** A long PDF's ingestion, followed over a subscription until it is RUNNING past `progress`. */
   async function runningIngestion(title: string, pages: number, progress: number) {
     const courseId = await createCourse(stack, token, title);
     const up = await upload(stack, token, await makeLargePdf(pages), `${title}.pdf`);
     const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title });
-    const watch = subscribe<{ taskUpdated: TaskView }>(
-      stack.routerUrl,
-      token,
-      `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
-      {
+    const watch = track(
+      subscribe<{ taskUpdated: TaskView }>(stack.routerUrl, token, `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`, {
         id: task.id,
-      },
+      }),
     );
     await watch.until((d) => d.taskUpdated.status === 'RUNNING' && d.taskUpdated.progress > progress);
     return { task, watch };
@@ -68,11 +72,11 @@ describe('document ingestion as a background task', () => {
 
   it('streams ACCEPTED, RUNNING with rising progress, then COMPLETED, and stores chunks with their page numbers', async () => {
     const courseId = await createCourse(stack, token, 'Biology');
-    const mine = subscribe<{ myTaskUpdated: TaskView }>(stack.routerUrl, token, `subscription { myTaskUpdated { ${TASK_FIELDS} } }`);
+    const mine = track(subscribe<{ myTaskUpdated: TaskView }>(stack.routerUrl, token, `subscription { myTaskUpdated { ${TASK_FIELDS} } }`));
     await new Promise((r) => setTimeout(r, 300)); // let the socket subscribe before the task exists
     const up = await upload(stack, token, await makeTextPdf(PAGES), 'photosynthesis.pdf');
-    assert.equal(up.status, 201);
-    assert.equal(up.body.format, 'PDF');
+    expect(up.status).toBe(201);
+    expect(up.body.format).toBe('PDF');
     // The queue is paused (as an operator would during maintenance), so the task waits visibly.
     const queue = new Queue('ingest', { connection: bullConnection(testInfra().REDIS_URL) });
     await queue.pause();
@@ -80,17 +84,16 @@ describe('document ingestion as a background task', () => {
     let task: TaskView;
     try {
       task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Photosynthesis' });
-      assert.equal(task.status, 'ACCEPTED', 'the mutation returns at once');
-      one = subscribe<{ taskUpdated: TaskView }>(
-        stack.routerUrl,
-        token,
-        `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`,
-        {
+      // The mutation returns at once.
+      expect(task.status).toBe('ACCEPTED');
+      one = track(
+        subscribe<{ taskUpdated: TaskView }>(stack.routerUrl, token, `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIELDS} } }`, {
           id: task.id,
-        },
+        }),
       );
+      // The first message is the current state.
       const first = await one.until(() => true);
-      assert.equal(first.taskUpdated.status, 'ACCEPTED', 'the first message is the current state');
+      expect(first.taskUpdated.status).toBe('ACCEPTED');
       await mine.until((d) => d.myTaskUpdated.id === task.id);
     } finally {
       await queue.resume();
@@ -101,44 +104,39 @@ describe('document ingestion as a background task', () => {
     await mine.dispose();
 
     const statuses = mine.messages.map((m) => m.data!.myTaskUpdated).filter((t) => t.id === task.id);
-    assert.equal(statuses[0]!.status, 'ACCEPTED');
+    expect(statuses[0]!.status).toBe('ACCEPTED');
+    // Several RUNNING updates; progress never goes back, and rises.
     const running = statuses.filter((t) => t.status === 'RUNNING');
-    assert.ok(running.length >= 2, `several RUNNING updates (${running.length})`);
+    expect(running.length).toBeGreaterThanOrEqual(2);
     const progress = running.map((t) => t.progress);
-    assert.deepEqual(
-      progress,
-      [...progress].sort((a, b) => a - b),
-      'progress never goes back',
-    );
-    assert.ok(progress[progress.length - 1]! > progress[0]!, 'progress rises');
-    assert.ok(
-      running.some((t) => /page/i.test(t.message ?? '')),
-      'progress messages name pages',
-    );
-    assert.equal(statuses[statuses.length - 1]!.status, 'COMPLETED');
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress[progress.length - 1]!).toBeGreaterThan(progress[0]!);
+    // Progress messages name pages.
+    expect(running.map((t) => t.message ?? '')).toContainEqual(expect.stringMatching(/page/i));
+    expect(statuses[statuses.length - 1]!.status).toBe('COMPLETED');
 
     const last = one.messages[one.messages.length - 1]!.data!.taskUpdated;
-    assert.equal(last.status, 'COMPLETED');
-    assert.equal(last.progress, 1);
-    assert.equal(last.document?.status, 'READY', 'fields from the rag subgraph resolve in subscription messages');
-    assert.equal(last.document?.pages, 4);
+    expect(last.status).toBe('COMPLETED');
+    expect(last.progress).toBe(1);
+    // Fields from the rag subgraph resolve in subscription messages.
+    expect(last.document?.status).toBe('READY');
+    expect(last.document?.pages).toBe(4);
 
     const chunks = await chunksOf(last.document!.id);
-    assert.equal(chunks.length, last.document!.chunkCount);
+    expect(chunks).toHaveLength(last.document!.chunkCount);
+    // The page-3 passage is stored, on page 3 (and at most the next).
     const hit = chunks.find((c) => c.text.includes('quetzalcoatlus'));
-    assert.ok(hit, 'the page-3 passage is stored');
-    assert.ok(
-      hit.pageStart <= 3 && hit.pageEnd >= 3 && hit.pageEnd - hit.pageStart <= 1,
-      `page-3 passage on pages ${hit.pageStart}-${hit.pageEnd}`,
-    );
+    expect(hit).toBeDefined();
+    expect(hit!.pageStart).toBeLessThanOrEqual(3);
+    expect(hit!.pageEnd).toBeGreaterThanOrEqual(3);
+    expect(hit!.pageEnd - hit!.pageStart).toBeLessThanOrEqual(1);
     const first = chunks.find((c) => c.text.includes('Chlorophyll'));
-    assert.equal(first?.pageStart, 1);
+    expect(first?.pageStart).toBe(1);
     const pageFour = chunks.find((c) => c.text.includes('oxidative phosphorylation'));
-    assert.equal(pageFour?.pageEnd, 4);
-    assert.ok(
-      chunks.every((c, i) => i === 0 || c.pageStart >= chunks[i - 1]!.pageStart),
-      'pages never go back',
-    );
+    expect(pageFour?.pageEnd).toBe(4);
+    // Pages never go back.
+    const starts = chunks.map((c) => c.pageStart);
+    expect(starts).toEqual([...starts].sort((a, b) => a - b));
   });
 
   it('ingests pasted Markdown, and the same idempotency key twice gives one task', async () => {
@@ -151,18 +149,18 @@ describe('document ingestion as a background task', () => {
       idempotencyKey: `k-${teacher}`,
     };
     const [a, b] = await Promise.all([ingest(stack, token, input), ingest(stack, token, input)]);
-    assert.equal(a.id, b.id);
+    expect(b.id).toBe(a.id);
     const c = await ingest(stack, token, input);
-    assert.equal(c.id, a.id);
+    expect(c.id).toBe(a.id);
     const done = await waitForTask(stack, token, a.id);
-    assert.equal(done.status, 'COMPLETED');
-    assert.equal(done.document?.pages, 1);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.document?.pages).toBe(1);
     const mine = await stack.gql<{ myTasks: { edges: { node: { id: string } }[] } }>(
       '{ myTasks(first: 100) { edges { node { id } } } }',
       {},
       { token },
     );
-    assert.equal(mine.body.data!.myTasks.edges.filter((e) => e.node.id === a.id).length, 1);
+    expect(mine.body.data!.myTasks.edges.filter((e) => e.node.id === a.id)).toHaveLength(1);
   });
 
   it('fails encrypted, truncated, text-less and too-long PDFs with their codes, and keeps serving', async () => {
@@ -176,35 +174,40 @@ describe('document ingestion as a background task', () => {
     const tasks = [];
     for (const [title, bytes, code] of cases) {
       const up = await upload(stack, token, bytes, `${title}.pdf`);
-      assert.equal(up.status, 201, `${title} upload`);
+      expect({ title, status: up.status }).toEqual({ title, status: 201 });
       tasks.push({ code, title, task: await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title }) });
     }
     for (const { code, title, task } of tasks) {
       const done = await waitForTask(stack, token, task.id);
-      assert.equal(done.status, 'FAILED', title);
-      assert.equal(done.error?.code, code, title);
-      assert.ok((done.error?.message.length ?? 0) > 20, `${title}: a message a teacher understands`);
-      assert.equal(done.attempts, 1, `${title}: bad input is not retried`);
-      assert.equal(done.document?.status, 'FAILED');
-      assert.equal(done.document?.error?.code, code);
+      // Failed with its code and a message a teacher understands; bad input is not retried.
+      expect({
+        title,
+        status: done.status,
+        code: done.error?.code,
+        understandable: (done.error?.message.length ?? 0) > 20,
+        attempts: done.attempts,
+        document: done.document?.status,
+        documentCode: done.document?.error?.code,
+      }).toEqual({ title, status: 'FAILED', code, understandable: true, attempts: 1, document: 'FAILED', documentCode: code });
     }
     const scanned = await getTask(stack, token, tasks[2]!.task.id);
-    assert.match(scanned.error!.message, /OCR/);
+    expect(scanned.error!.message).toMatch(/OCR/);
 
     const good = await upload(stack, token, await makeTextPdf(PAGES.slice(0, 2)), 'good.pdf');
     const ok = await waitForTask(stack, token, (await ingest(stack, token, { courseId, uploadId: good.body.uploadId, title: 'Good' })).id);
-    assert.equal(ok.status, 'COMPLETED', 'the workers keep serving');
+    // The workers keep serving.
+    expect(ok.status).toBe('COMPLETED');
   });
 
   it('refuses files over the size limit with 413, and files that are not documents with 415', async () => {
     const big = Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(3 * 1024 * 1024 + 10, 32)]);
     const res = await upload(stack, token, big, 'big.pdf');
-    assert.equal(res.status, 413);
-    assert.equal(res.body.errors?.[0]?.extensions?.code, 'PAYLOAD_TOO_LARGE');
+    expect(res.status).toBe(413);
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('PAYLOAD_TOO_LARGE');
     const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
     const wrong = await upload(stack, token, png, 'lecture.pdf');
-    assert.equal(wrong.status, 415);
-    assert.equal(wrong.body.errors?.[0]?.extensions?.code, 'UNSUPPORTED_TYPE');
+    expect(wrong.status).toBe(415);
+    expect(wrong.body.errors?.[0]?.extensions?.code).toBe('UNSUPPORTED_TYPE');
   });
 
   it('lets only the course’s teachers ingest, and an upload feeds one document', async () => {
@@ -221,7 +224,7 @@ describe('document ingestion as a background task', () => {
       { i: { courseId, title: 'x', text: 'hello world' } },
       { token: studentToken },
     );
-    assert.equal(res.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+    expect(res.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
 
     const up = await upload(stack, token, await makeTextPdf(PAGES.slice(0, 1)), 'one.pdf');
     await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Once' });
@@ -230,7 +233,7 @@ describe('document ingestion as a background task', () => {
       { i: { courseId, uploadId: up.body.uploadId, title: 'Twice' } },
       { token },
     );
-    assert.equal(again.body.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
+    expect(again.body.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
   });
 
   it('retries a failed task on request, deletes a document with its chunks and file, and hides tasks from strangers', async () => {
@@ -241,23 +244,24 @@ describe('document ingestion as a background task', () => {
       token,
       (await ingest(stack, token, { courseId, uploadId: bad.body.uploadId, title: 'Locked' })).id,
     );
-    assert.equal(failed.status, 'FAILED');
+    expect(failed.status).toBe('FAILED');
     const retried = await stack.gql<{ retryTask: { status: string } }>(
       'mutation($id: ID!) { retryTask(id: $id) { status } }',
       { id: failed.id },
       { token },
     );
-    assert.equal(retried.body.data?.retryTask.status, 'ACCEPTED');
+    expect(retried.body.data?.retryTask.status).toBe('ACCEPTED');
+    // Ran again and failed again; a retry starts counting attempts afresh.
     const again = await waitForTask(stack, token, failed.id);
-    assert.equal(again.status, 'FAILED', 'ran again and failed again');
-    assert.equal(again.error?.code, 'ENCRYPTED_PDF');
-    assert.equal(again.attempts, 1, 'a retry starts counting attempts afresh');
-    assert.equal(again.document?.status, 'FAILED');
+    expect(again.status).toBe('FAILED');
+    expect(again.error?.code).toBe('ENCRYPTED_PDF');
+    expect(again.attempts).toBe(1);
+    expect(again.document?.status).toBe('FAILED');
 
     const stranger = await stack.token(stack.user('stranger'), 'TEACHER');
     // A stranger cannot tell a task they may not see from one that does not exist.
     const peek = await stack.gql('query($id: ID!) { task(id: $id) { id } }', { id: failed.id }, { token: stranger });
-    assert.equal(peek.body.errors?.[0]?.extensions?.['code'], 'NOT_FOUND');
+    expect(peek.body.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
 
     const good = await upload(stack, token, await makeTextPdf(PAGES.slice(0, 2)), 'keep.pdf');
     const done = await waitForTask(
@@ -266,27 +270,31 @@ describe('document ingestion as a background task', () => {
       (await ingest(stack, token, { courseId, uploadId: good.body.uploadId, title: 'Keep' })).id,
     );
     const conflict = await stack.gql('mutation($id: ID!) { retryTask(id: $id) { status } }', { id: done.id }, { token });
-    assert.equal(conflict.body.errors?.[0]?.extensions?.['code'], 'CONFLICT', 'only failed tasks are retried');
+    // Only failed tasks are retried.
+    expect(conflict.body.errors?.[0]?.extensions?.['code']).toBe('CONFLICT');
     const documentId = done.document!.id;
-    assert.ok((await chunksOf(documentId)).length > 0);
+    expect((await chunksOf(documentId)).length).toBeGreaterThan(0);
+    // The file is stored.
     const blobKey = await blobKeyOf(documentId);
-    assert.ok(existsSync(join(stack.blobDir, blobKey!)), 'the file is stored');
+    expect(blobKey).toEqual(expect.any(String));
+    expect(existsSync(join(stack.blobDir, blobKey!))).toBe(true);
     const del = await stack.gql<{ deleteDocument: boolean }>(
       'mutation($id: ID!) { deleteDocument(id: $id) }',
       { id: documentId },
       { token },
     );
-    assert.equal(del.body.data?.deleteDocument, true);
-    assert.deepEqual(await chunksOf(documentId), []);
-    assert.equal(existsSync(join(stack.blobDir, blobKey!)), false, 'the file is gone');
+    expect(del.body.data?.deleteDocument).toBe(true);
+    expect(await chunksOf(documentId)).toEqual([]);
+    // The file is gone.
+    expect(existsSync(join(stack.blobDir, blobKey!))).toBe(false);
     const gone = await stack.gql('query($id: ID!) { document(id: $id) { id } }', { id: documentId }, { token });
-    assert.equal(gone.body.errors?.[0]?.extensions?.['code'], 'NOT_FOUND');
+    expect(gone.body.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
 
     const worker = stack.services['worker-1']!;
     const metrics = await (await fetch(`${worker.url}/metrics`)).text();
-    assert.match(metrics, /queue_jobs\{[^}]*queue="ingest"[^}]*state="completed"[^}]*\} [1-9]/);
-    assert.match(metrics, /job_duration_seconds_count\{[^}]*job="INGEST_DOCUMENT"/);
-    assert.equal((await fetch(`${worker.url}/ready`)).status, 200);
+    expect(metrics).toMatch(/queue_jobs\{[^}]*queue="ingest"[^}]*state="completed"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/job_duration_seconds_count\{[^}]*job="INGEST_DOCUMENT"/);
+    expect((await fetch(`${worker.url}/ready`)).status).toBe(200);
   });
 
   it('cancelTask stops a running ingestion and leaves no chunks', async () => {
@@ -296,51 +304,53 @@ describe('document ingestion as a background task', () => {
       { id: task.id },
       { token },
     );
-    assert.equal(cancelled.body.data?.cancelTask.status, 'CANCELLED');
+    expect(cancelled.body.data?.cancelTask.status).toBe('CANCELLED');
     await watch.done;
-    assert.equal(watch.messages[watch.messages.length - 1]!.data!.taskUpdated.status, 'CANCELLED');
+    expect(watch.messages[watch.messages.length - 1]!.data!.taskUpdated.status).toBe('CANCELLED');
     await new Promise((r) => setTimeout(r, 1500)); // the worker notices and stops
     const final = await getTask(stack, token, task.id);
-    assert.equal(final.status, 'CANCELLED');
-    assert.equal(final.document?.status, 'FAILED');
-    assert.equal(final.document?.error?.code, 'CANCELLED');
-    assert.deepEqual(await chunksOf(final.document!.id), []);
+    expect(final.status).toBe('CANCELLED');
+    expect(final.document?.status).toBe('FAILED');
+    expect(final.document?.error?.code).toBe('CANCELLED');
+    expect(await chunksOf(final.document!.id)).toEqual([]);
+    // The worker aborted the parse.
     const stopped = Object.values(stack.services)
       .filter((s) => s.name.startsWith('worker'))
       .some((s) => s.lines.some((l) => l.includes('ingestion stopped') && l.includes(task.id)));
-    assert.ok(stopped, 'the worker aborted the parse');
+    expect(stopped).toBe(true);
     const again = await stack.gql('mutation($id: ID!) { cancelTask(id: $id) { status } }', { id: task.id }, { token });
-    assert.equal(again.body.errors?.[0]?.extensions?.['code'], 'CONFLICT');
+    expect(again.body.errors?.[0]?.extensions?.['code']).toBe('CONFLICT');
   });
 
   it('completes a task once, without duplicate chunks, when its worker is killed mid-ingestion', async () => {
     const { task, watch } = await runningIngestion('Crash', 100, 0.15);
+    // Found the worker running the job.
     const runner = workerRunning(task.id);
-    assert.ok(runner, 'found the worker running the job');
-    runner.child.kill('SIGKILL');
+    expect(runner).toBeDefined();
+    runner!.child.kill('SIGKILL');
     await watch.done;
     const final = await getTask(stack, token, task.id);
-    assert.equal(final.status, 'COMPLETED');
-    assert.equal(final.attempts, 2, 'taken over by the other worker');
-    assert.equal(watch.messages.filter((m) => m.data?.taskUpdated.status === 'COMPLETED').length, 1, 'completed once');
+    expect(final.status).toBe('COMPLETED');
+    // Taken over by the other worker, and completed once.
+    expect(final.attempts).toBe(2);
+    expect(watch.messages.filter((m) => m.data?.taskUpdated.status === 'COMPLETED')).toHaveLength(1);
     const chunks = await chunksOf(final.document!.id);
-    assert.equal(chunks.length, final.document!.chunkCount);
-    assert.equal(new Set(chunks.map((c) => c.position)).size, chunks.length, 'no duplicate positions');
-    assert.deepEqual(
-      chunks.map((c) => c.position),
-      chunks.map((_, i) => i),
-      'positions are 0..n-1',
-    );
+    expect(chunks).toHaveLength(final.document!.chunkCount);
+    // No duplicate positions: they are 0..n-1.
+    expect(new Set(chunks.map((c) => c.position)).size).toBe(chunks.length);
+    expect(chunks.map((c) => c.position)).toEqual(chunks.map((_, i) => i));
   });
 
   it('on SIGTERM a worker finishes its running job, then exits 0', async () => {
     const { task } = await runningIngestion('Shutdown', 80, 0.1);
+    // Found the worker running the job.
     const runner = workerRunning(task.id);
-    assert.ok(runner, 'found the worker running the job');
-    runner.child.kill('SIGTERM');
-    assert.equal(await runner.exited, 0);
+    expect(runner).toBeDefined();
+    runner!.child.kill('SIGTERM');
+    expect(await runner!.exited).toBe(0);
     const final = await getTask(stack, token, task.id);
-    assert.equal(final.status, 'COMPLETED');
-    assert.equal(final.attempts, 1, 'finished by the worker that was stopping, not taken over');
+    expect(final.status).toBe('COMPLETED');
+    // Finished by the worker that was stopping, not taken over.
+    expect(final.attempts).toBe(1);
   });
 });

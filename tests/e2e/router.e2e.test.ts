@@ -1,8 +1,7 @@
-import assert from 'node:assert/strict';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { composeFromConfig, subgraphSdl } from '../../scripts/lib/compose.js';
 import { stopService } from '../../scripts/lib/stack.js';
@@ -14,7 +13,7 @@ const STUDENT_LIMIT = 5;
 describe('router', () => {
   let stack: TestStack;
   let supergraphPath: string;
-  before(async () => {
+  beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'supergraph-'));
     supergraphPath = join(dir, 'supergraph.graphql');
     copyFileSync('schema/supergraph.graphql', supergraphPath);
@@ -29,7 +28,9 @@ describe('router', () => {
       subgraphs: { DRAIN_DELAY_MS: '300' },
     });
   });
-  after(() => stack?.stop());
+  afterAll(async () => {
+    await stack?.stop();
+  });
 
   const extraRouter = (env: Record<string, string>) => startExtraRouter(stack, 'router-2', env);
 
@@ -47,10 +48,13 @@ describe('router', () => {
           body: (await r.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] },
         }));
       const introspection = await post('{ __schema { queryType { name } } }');
-      assert.equal(introspection.body.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
+      expect(introspection.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
       const page = await fetch(router.url, { headers: { accept: 'text/html' } });
-      assert.doesNotMatch(await page.text(), /EmbeddedSandbox/);
-      assert.deepEqual((await post('{ myCourses { id } }')).body, { data: { myCourses: [] } });
+      // No page at all: the request is answered as a (refused) GraphQL GET, not with HTML.
+      expect(page.status).toBe(400);
+      expect(page.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await page.text()).not.toMatch(/EmbeddedSandbox/);
+      expect((await post('{ myCourses { id } }')).body).toEqual({ data: { myCourses: [] } });
     } finally {
       await stopService(router);
     }
@@ -58,60 +62,71 @@ describe('router', () => {
 
   it('refuses the request after the limit with 429, RATE_LIMITED and Retry-After, per user', async () => {
     const asStudent = await stack.as(stack.user('busy'), 'STUDENT');
-    for (let i = 0; i < STUDENT_LIMIT; i++) assert.equal((await asStudent('{ myCourses { id } }')).status, 200, `request ${i + 1}`);
+    for (let i = 0; i < STUDENT_LIMIT; i++) {
+      expect({ request: i + 1, status: (await asStudent('{ myCourses { id } }')).status }).toEqual({ request: i + 1, status: 200 });
+    }
     const refused = await asStudent('{ myCourses { id } }');
-    assert.equal(refused.status, 429);
-    assert.equal(refused.body.errors?.[0]?.extensions?.['code'], 'RATE_LIMITED');
+    expect(refused.status).toBe(429);
+    expect(refused.body.errors?.[0]?.extensions?.['code']).toBe('RATE_LIMITED');
     const retryAfter = Number(refused.headers.get('retry-after'));
-    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    // Another user has their own budget.
     const asOther = await stack.as(stack.user('calm'), 'STUDENT');
-    assert.equal((await asOther('{ myCourses { id } }')).status, 200, 'another user has their own budget');
+    expect((await asOther('{ myCourses { id } }')).status).toBe(200);
+    // Teachers have a larger budget.
     const teacher = await stack.as(stack.user('busy-teacher'), 'TEACHER');
-    for (let i = 0; i < STUDENT_LIMIT + 1; i++)
-      assert.equal((await teacher('{ myCourses { id } }')).status, 200, 'teachers have a larger budget');
+    for (let i = 0; i < STUDENT_LIMIT + 1; i++) {
+      expect({ request: i + 1, status: (await teacher('{ myCourses { id } }')).status }).toEqual({ request: i + 1, status: 200 });
+    }
     const metrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
-    assert.match(metrics, /rate_limit_rejections_total\{[^}]*role="STUDENT"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/rate_limit_rejections_total\{[^}]*role="STUDENT"[^}]*\} [1-9]/);
   });
 
   it('serves /health, /ready and /metrics on the router and every subgraph', async () => {
     for (const service of Object.values(stack.services)) {
       const base = service.url.replace('/graphql', '');
-      assert.equal((await fetch(`${base}/health`)).status, 200, `${service.name} health`);
-      const ready = await fetch(`${base}/ready`);
-      assert.equal(ready.status, 200, `${service.name} ready`);
+      const health = (await fetch(`${base}/health`)).status;
+      const ready = (await fetch(`${base}/ready`)).status;
       const metrics = await (await fetch(`${base}/metrics`)).text();
-      assert.match(metrics, /process_cpu_seconds_total/, `${service.name} process metrics`);
+      expect({ service: service.name, health, ready, processMetrics: /process_cpu_seconds_total/.test(metrics) }).toEqual({
+        service: service.name,
+        health: 200,
+        ready: 200,
+        processMetrics: true,
+      });
     }
     const asTeacher = await stack.as(stack.user('metered'), 'TEACHER');
-    assert.equal((await stack.gql('{ myCourses { id } }', {}, { headers: { authorization: 'Bearer not.a.jwt' } })).status, 401);
+    expect((await stack.gql('{ myCourses { id } }', {}, { headers: { authorization: 'Bearer not.a.jwt' } })).status).toBe(401);
     await asTeacher('query MeteredOp { myCourses { id } }');
     const routerMetrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
-    assert.match(routerMetrics, /graphql_requests_total\{[^}]*operation="MeteredOp",outcome="success"[^}]*\} 1/);
-    assert.match(routerMetrics, /graphql_request_duration_seconds_bucket\{le="\+Inf"[^}]*operation="MeteredOp"[^}]*\} 1/);
-    assert.match(routerMetrics, /subgraph_fetch_duration_seconds_count\{[^}]*subgraph="rag"[^}]*outcome="success"[^}]*\} [1-9]/);
-    assert.match(routerMetrics, /auth_failures_total\{[^}]*reason="(MALFORMED_TOKEN|BAD_SIGNATURE|ALGORITHM_NOT_ALLOWED)"[^}]*\} [1-9]/);
+    expect(routerMetrics).toMatch(/graphql_requests_total\{[^}]*operation="MeteredOp",outcome="success"[^}]*\} 1/);
+    expect(routerMetrics).toMatch(/graphql_request_duration_seconds_bucket\{le="\+Inf"[^}]*operation="MeteredOp"[^}]*\} 1/);
+    expect(routerMetrics).toMatch(/subgraph_fetch_duration_seconds_count\{[^}]*subgraph="rag"[^}]*outcome="success"[^}]*\} [1-9]/);
+    expect(routerMetrics).toMatch(/auth_failures_total\{[^}]*reason="(MALFORMED_TOKEN|BAD_SIGNATURE|ALGORITHM_NOT_ALLOWED)"[^}]*\} [1-9]/);
   });
 
   it('serves the Sandbox landing page configured for this endpoint, and introspection in development', async () => {
     const page = await fetch(stack.routerUrl, { headers: { accept: 'text/html' } });
-    assert.equal(page.status, 200);
+    expect(page.status).toBe(200);
     const html = await page.text();
-    assert.match(html, /EmbeddedSandbox/);
-    assert.match(html, /initialEndpoint/);
-    assert.match(html, /Bearer sandbox-token-xyz/, 'the development token is pre-filled');
+    expect(html).toMatch(/EmbeddedSandbox/);
+    expect(html).toMatch(/initialEndpoint/);
+    // The development token is pre-filled.
+    expect(html).toMatch(/Bearer sandbox-token-xyz/);
     const token = await stack.token(stack.user('explorer'), 'STUDENT');
     const introspection = await stack.gql<{ __schema: { queryType: { name: string }; types: { name: string }[] } }>(
       '{ __schema { queryType { name } types { name } } }',
       {},
       { token },
     );
-    assert.equal(introspection.body.data?.__schema.queryType.name, 'Query');
-    assert.ok(introspection.body.data?.__schema.types.some((t) => t.name === 'Course'));
+    expect(introspection.body.data?.__schema.queryType.name).toBe('Query');
+    expect(introspection.body.data?.__schema.types.map((t) => t.name)).toContain('Course');
     const preflight = await fetch(stack.routerUrl, {
       method: 'OPTIONS',
       headers: { origin: 'https://studio.apollographql.com', 'access-control-request-method': 'POST' },
     });
-    assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://studio.apollographql.com');
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://studio.apollographql.com');
   });
 
   it('answers malformed and oversized bodies with a GraphQL error, not a crash', async () => {
@@ -121,81 +136,102 @@ describe('router', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: '{"query": ',
     });
-    assert.equal(bad.status, 400);
-    assert.equal(((await bad.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code, 'BAD_USER_INPUT');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('BAD_USER_INPUT');
     const huge = await fetch(stack.routerUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ query: `{ myCourses { id } } #${'x'.repeat(1_100_000)}` }),
     });
-    assert.equal(huge.status, 413);
+    expect(huge.status).toBe(413);
   });
 
   it('reloads an edited supergraph without dropping requests', async () => {
     const token = await stack.token(stack.user('reload'), 'TEACHER');
     const ask = () =>
       stack.gql<{ __type: { fields: { name: string }[] } | null }>('{ __type(name: "Course") { fields { name } } }', {}, { token });
-    assert.ok(!(await ask()).body.data?.__type?.fields.some((f) => f.name === 'reloadProbe'));
+    const fieldsBefore = (await ask()).body.data?.__type?.fields.map((f) => f.name);
+    expect(fieldsBefore).toContain('id');
+    expect(fieldsBefore).not.toContain('reloadProbe');
 
     let stop = false;
     const statuses: number[] = [];
     const load = (async () => {
       while (!stop) statuses.push((await stack.gql('{ myCourses { id } }', {}, { token })).status);
     })();
-    const sdl = subgraphSdl('schema/supergraph.yaml', 'rag').replace(
-      'type Course @key(fields: "id") {',
-      'type Course @key(fields: "id") {\n  reloadProbe: String',
-    );
-    const { supergraphSdl } = composeFromConfig('schema/supergraph.yaml', { rag: sdl });
-    writeFileSync(`${supergraphPath}.tmp`, supergraphSdl);
-    renameSync(`${supergraphPath}.tmp`, supergraphPath);
-
     let reloaded = false;
-    for (let i = 0; i < 50 && !reloaded; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      reloaded = !!(await ask()).body.data?.__type?.fields.some((f) => f.name === 'reloadProbe');
+    try {
+      const sdl = subgraphSdl('schema/supergraph.yaml', 'rag').replace(
+        'type Course @key(fields: "id") {',
+        'type Course @key(fields: "id") {\n  reloadProbe: String',
+      );
+      const { supergraphSdl } = composeFromConfig('schema/supergraph.yaml', { rag: sdl });
+      writeFileSync(`${supergraphPath}.tmp`, supergraphSdl);
+      renameSync(`${supergraphPath}.tmp`, supergraphPath);
+
+      // The router polls the file every 100 ms; allow for a busy machine.
+      const deadline = Date.now() + 20_000;
+      while (!reloaded && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        reloaded = !!(await ask()).body.data?.__type?.fields.some((f) => f.name === 'reloadProbe');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      stop = true;
+      await load;
     }
-    await new Promise((r) => setTimeout(r, 200));
-    stop = true;
-    await load;
-    assert.ok(reloaded, 'the new field appears');
-    assert.ok(statuses.length > 5, `requests ran during the reload (${statuses.length})`);
-    assert.deepEqual([...new Set(statuses)], [200], 'no request failed during the reload');
-    writeFileSync(supergraphPath, readFileSync('schema/supergraph.graphql', 'utf8'));
+    try {
+      // The new field appears; requests ran during the reload and none failed.
+      expect(reloaded).toBe(true);
+      expect(statuses.length).toBeGreaterThan(5);
+      expect([...new Set(statuses)]).toEqual([200]);
+    } finally {
+      writeFileSync(supergraphPath, readFileSync('schema/supergraph.graphql', 'utf8'));
+    }
   });
 
   it('on SIGTERM finishes a slow request, fails readiness meanwhile, then exits 0', async () => {
     // A second router, so the shared stack stays up; the slow request is a real one held by a row lock.
     const infra = testInfra();
     const router = await extraRouter({ DRAIN_DELAY_MS: '1500' });
-    const base = router.url.replace('/graphql', '');
-    const asTeacher = await stack.as(stack.user('slow'), 'TEACHER');
-    const { id } = (await asTeacher<{ createCourse: { id: string } }>('mutation { createCourse(input: { title: "Slow" }) { id } }')).body
-      .data!.createCourse;
-    const token = await stack.token(stack.user('slow'), 'TEACHER');
-
     const db = new pg.Client({ connectionString: infra.DIRECT_DATABASE_URL });
-    await db.connect();
-    await db.query('BEGIN');
-    await db.query('LOCK TABLE "Course" IN ACCESS EXCLUSIVE MODE');
-    const slow = fetch(router.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query: 'query { course(id: "' + id + '") { title } }' }),
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    router.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
-    const ready = await fetch(`${base}/ready`);
-    assert.equal(ready.status, 503, 'readiness fails while draining');
-    assert.equal((await fetch(`${base}/health`)).status, 200, 'still alive');
-    await new Promise((r) => setTimeout(r, 1500));
-    await db.query('ROLLBACK');
-    await db.end();
-    const res = await slow;
-    assert.equal(res.status, 200);
-    assert.deepEqual(((await res.json()) as { data: unknown }).data, { course: { title: 'Slow' } });
-    assert.equal(await router.exited, 0);
-    await stopService(router);
+    let locked = false;
+    try {
+      const base = router.url.replace('/graphql', '');
+      const asTeacher = await stack.as(stack.user('slow'), 'TEACHER');
+      const { id } = (await asTeacher<{ createCourse: { id: string } }>('mutation { createCourse(input: { title: "Slow" }) { id } }')).body
+        .data!.createCourse;
+      const token = await stack.token(stack.user('slow'), 'TEACHER');
+
+      await db.connect();
+      await db.query('BEGIN');
+      await db.query('LOCK TABLE "Course" IN ACCESS EXCLUSIVE MODE');
+      locked = true;
+      const slow = fetch(router.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: 'query { course(id: "' + id + '") { title } }' }),
+      });
+      slow.catch(() => {}); // awaited below; a failure before then must not go unhandled
+      await new Promise((r) => setTimeout(r, 300));
+      router.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      const ready = await fetch(`${base}/ready`);
+      // Readiness fails while draining; the process is still alive.
+      expect(ready.status).toBe(503);
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 1500));
+      await db.query('ROLLBACK');
+      locked = false;
+      const res = await slow;
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { data: unknown }).data).toEqual({ course: { title: 'Slow' } });
+      expect(await router.exited).toBe(0);
+    } finally {
+      // Never leave the table locked: other tests (and other people's) share this database.
+      if (locked) await db.query('ROLLBACK').catch(() => {});
+      await db.end().catch(() => {});
+      await stopService(router);
+    }
   });
 });

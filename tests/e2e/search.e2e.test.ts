@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createCourse, ingest, upload, waitForTask } from '../support/ingest.js';
 import { startFakeOpenAI } from '../support/openai-fake.js';
 import { makeTextPdf } from '../support/pdf-fixtures.js';
@@ -46,7 +45,7 @@ describe('search over course material (embedded store, lexical default)', () => 
   let courseId: string;
   let otherCourse: string;
   let pdfDocumentId: string;
-  before(async () => {
+  beforeAll(async () => {
     stack = await startTestStack();
     token = await stack.token(stack.user('teacher'), 'TEACHER');
     courseId = await createCourse(stack, token, 'Biology');
@@ -59,40 +58,40 @@ describe('search over course material (embedded store, lexical default)', () => 
     ]);
     const up = await upload(stack, token, pdf, 'cells.pdf');
     const task = await waitForTask(stack, token, (await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Cells' })).id);
-    assert.equal(task.status, 'COMPLETED');
+    expect(task.status).toBe('COMPLETED');
     pdfDocumentId = task.document!.id;
     const other = await ingest(stack, token, {
       courseId: otherCourse,
       title: 'Secret',
       text: 'Mitochondria oxidize glucose in the other course too, privately.',
     });
-    await waitForTask(stack, token, other.id);
+    expect((await waitForTask(stack, token, other.id)).status).toBe('COMPLETED');
   });
-  after(() => stack?.stop());
+  afterAll(async () => {
+    await stack?.stop();
+  });
 
   it('returns the page-3 passage first, with page 3 and highlighted terms', async () => {
     const res = await search(stack, token, courseId, 'mitochondria oxidize glucose');
-    assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
+    expect(res.body.errors).toBeUndefined();
     const [first] = res.body.data!.search;
-    assert.ok(first);
-    assert.match(first.text, /Mitochondria oxidize glucose/);
-    assert.equal(first.pageStart, 3);
-    assert.equal(first.document.title, 'Cells');
-    assert.deepEqual(new Set(first.matchedTerms), new Set(['mitochondria', 'oxidize', 'glucose']));
-    assert.match(first.highlight, /<mark>Mitochondria<\/mark> <mark>oxidize<\/mark> <mark>glucose<\/mark>/);
-    assert.ok(
-      res.body.data!.search.every((p) => p.document.id === pdfDocumentId),
-      'never another course’s passages',
-    );
+    expect(first).toBeDefined();
+    expect(first!.text).toMatch(/Mitochondria oxidize glucose/);
+    expect(first!.pageStart).toBe(3);
+    expect(first!.document.title).toBe('Cells');
+    expect(new Set(first!.matchedTerms)).toEqual(new Set(['mitochondria', 'oxidize', 'glucose']));
+    expect(first!.highlight).toMatch(/<mark>Mitochondria<\/mark> <mark>oxidize<\/mark> <mark>glucose<\/mark>/);
+    // Never another course’s passages.
+    expect([...new Set(res.body.data!.search.map((p) => p.document.id))]).toEqual([pdfDocumentId]);
   });
 
   it('finds a passage from another inflection, ignoring stop words', async () => {
     const res = await search(stack, token, courseId, 'the oxidizing of the mitochondrion');
     const [first] = res.body.data!.search;
-    assert.equal(first?.pageStart, 3);
-    assert.ok(first?.matchedTerms.includes('oxidize'));
+    expect(first?.pageStart).toBe(3);
+    expect(first?.matchedTerms).toContain('oxidize');
     const onlyStopWords = await search(stack, token, courseId, 'the of and');
-    assert.deepEqual(onlyStopWords.body.data?.search, []);
+    expect(onlyStopWords.body.data?.search).toEqual([]);
   });
 
   it('refuses empty and absurd input with BAD_USER_INPUT, and outsiders with FORBIDDEN', async () => {
@@ -105,10 +104,11 @@ describe('search over course material (embedded store, lexical default)', () => 
     ];
     for (const [query, extra] of cases) {
       const res = await search(stack, token, courseId, query, extra);
-      assert.equal(res.body.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify({ query: query.slice(0, 20), extra }));
+      const input = { query: query.slice(0, 20), extra };
+      expect({ input, code: res.body.errors?.[0]?.extensions?.['code'] }).toEqual({ input, code: 'BAD_USER_INPUT' });
     }
     const stranger = await stack.token(stack.user('stranger'), 'STUDENT');
-    assert.equal((await search(stack, stranger, courseId, 'cells')).body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+    expect((await search(stack, stranger, courseId, 'cells')).body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   });
 
   it('caches results per course version, and a deleted document never comes back', async () => {
@@ -119,8 +119,9 @@ describe('search over course material (embedded store, lexical default)', () => 
     const hitsBefore = Number((await metrics()) ?? 0);
     await search(stack, token, courseId, 'ribosomes proteins');
     const again = await search(stack, token, courseId, 'ribosomes proteins');
-    assert.equal(again.body.data?.search[0]?.pageStart, 4);
-    assert.equal(Number(await metrics()), hitsBefore + 1, 'the second identical search is a cache hit');
+    expect(again.body.data?.search[0]?.pageStart).toBe(4);
+    // The second identical search is a cache hit.
+    expect(Number(await metrics())).toBe(hitsBefore + 1);
 
     const extra = await waitForTask(
       stack,
@@ -133,17 +134,14 @@ describe('search over course material (embedded store, lexical default)', () => 
         })
       ).id,
     );
+    expect(extra.status).toBe('COMPLETED');
+    // A new document invalidates the cache.
     const withNew = await search(stack, token, courseId, 'ribosomes proteins');
-    assert.ok(
-      withNew.body.data!.search.some((p) => p.document.id === extra.document!.id),
-      'a new document invalidates the cache',
-    );
+    expect(withNew.body.data!.search.map((p) => p.document.id)).toContain(extra.document!.id);
     await stack.gql('mutation($id: ID!) { deleteDocument(id: $id) }', { id: extra.document!.id }, { token });
+    // The deleted document is gone.
     const afterDelete = await search(stack, token, courseId, 'ribosomes proteins');
-    assert.ok(
-      afterDelete.body.data!.search.every((p) => p.document.id !== extra.document!.id),
-      'the deleted document is gone',
-    );
+    expect(afterDelete.body.data!.search.map((p) => p.document.id)).not.toContain(extra.document!.id);
   });
 
   it('does not duplicate a re-indexed document, and filters by document', async () => {
@@ -156,17 +154,14 @@ describe('search over course material (embedded store, lexical default)', () => 
       { c: courseId },
       { token },
     );
-    assert.equal((await waitForTask(stack, token, reindex.body.data!.reindexCourse.id)).status, 'COMPLETED');
+    expect((await waitForTask(stack, token, reindex.body.data!.reindexCourse.id)).status).toBe('COMPLETED');
     const after = (await search(stack, token, courseId, 'osmosis membrane cells', { limit: 100 })).body.data!.search;
-    assert.deepEqual(
-      after.map((p) => [p.chunkId, p.score.toFixed(9)]),
-      before.map((p) => [p.chunkId, p.score.toFixed(9)]),
-    );
+    expect(after.map((p) => [p.chunkId, p.score.toFixed(9)])).toEqual(before.map((p) => [p.chunkId, p.score.toFixed(9)]));
     const res = await search(stack, token, courseId, 'osmosis membrane', { documentIds: [a.document!.id] });
-    assert.ok(res.body.data!.search.length > 0);
-    assert.ok(res.body.data!.search.every((p) => p.document.id === a.document!.id));
+    expect(res.body.data!.search.length).toBeGreaterThan(0);
+    expect([...new Set(res.body.data!.search.map((p) => p.document.id))]).toEqual([a.document!.id]);
     const none = await search(stack, token, courseId, 'osmosis membrane', { documentIds: [pdfDocumentId] });
-    assert.deepEqual(none.body.data?.search, []);
+    expect(none.body.data?.search).toEqual([]);
   });
 });
 
@@ -175,7 +170,7 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
   let fake: Awaited<ReturnType<typeof startFakeOpenAI>>;
   let token: string;
   let courseId: string;
-  before(async () => {
+  beforeAll(async () => {
     fake = await startFakeOpenAI({ dimensions: 64 });
     const dense = { EMBEDDINGS_URL: fake.url, EMBEDDINGS_MODEL: 'fake-embed', EMBEDDINGS_DIMENSIONS: '64' };
     stack = await startTestStack({ subgraphs: dense, worker: dense });
@@ -186,28 +181,28 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
       ['Engines', 'The engine engine engine: pistons, valves and the crankshaft of an engine.'],
       ['Trains', 'Trains run on rails and carry freight across the country.'],
     ]) {
-      await waitForTask(stack, token, (await ingest(stack, token, { courseId, title, text })).id);
+      const done = await waitForTask(stack, token, (await ingest(stack, token, { courseId, title, text })).id);
+      expect({ title, status: done.status }).toEqual({ title, status: 'COMPLETED' });
     }
   });
   let closed = false;
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
     if (!closed) await fake?.close();
   });
 
   it('finds by meaning what words alone miss, and fuses both rankings', async () => {
     const dense = await search(stack, token, courseId, 'automobile');
+    // Only the dense side knows automobile = car.
     const titles = dense.body.data!.search.map((p) => p.document.title);
-    assert.equal(titles[0], 'Cars', 'only the dense side knows automobile = car');
-    assert.ok(
-      fake.requests.some((r) => r.path.endsWith('/embeddings')),
-      'the endpoint was called',
-    );
+    expect(titles[0]).toBe('Cars');
+    // The endpoint was called.
+    expect(fake.requests.map((r) => r.path)).toContainEqual(expect.stringMatching(/\/embeddings$/));
 
     const fused = await search(stack, token, courseId, 'automobile engine');
     const order = fused.body.data!.search.map((p) => p.document.title);
-    assert.deepEqual(order.slice(0, 2).sort(), ['Cars', 'Engines'], `${order}`);
-    assert.equal(order.indexOf('Trains') === -1 || order.indexOf('Trains') > 1, true);
+    expect(order.slice(0, 2).sort()).toEqual(['Cars', 'Engines']);
+    expect(order.indexOf('Trains') === -1 || order.indexOf('Trains') > 1).toBe(true);
   });
 
   it('re-indexes a course as a task, overwriting its vectors rather than adding to them', async () => {
@@ -218,15 +213,17 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
       { c: courseId },
       { token },
     );
-    assert.equal(started.body.errors, undefined, JSON.stringify(started.body.errors));
+    expect(started.body.errors).toBeUndefined();
     const done = await waitForTask(stack, token, started.body.data!.reindexCourse.id);
-    assert.equal(done.status, 'COMPLETED');
-    assert.ok(fake.requests.filter((r) => r.path.endsWith('/embeddings')).length > embeddingsBefore, 'vectors were recomputed');
+    expect(done.status).toBe('COMPLETED');
+    // Vectors were recomputed.
+    expect(fake.requests.filter((r) => r.path.endsWith('/embeddings')).length).toBeGreaterThan(embeddingsBefore);
+    // The same passages, none twice.
     const after = (await search(stack, token, courseId, 'automobile engine trains', { limit: 100 })).body.data!.search;
-    assert.deepEqual(after.map((p) => p.chunkId).sort(), before.map((p) => p.chunkId).sort(), 'the same passages, none twice');
+    expect(after.map((p) => p.chunkId).sort()).toEqual(before.map((p) => p.chunkId).sort());
     const student = await stack.token(stack.user('student'), 'STUDENT');
     const refused = await stack.gql('mutation($c: ID!) { reindexCourse(courseId: $c) { id } }', { c: courseId }, { token: student });
-    assert.equal(refused.body.errors?.[0]?.extensions?.['code'], 'FORBIDDEN');
+    expect(refused.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   });
 
   it('keeps answering with BM25 alone when the embeddings endpoint is down', async () => {
@@ -234,8 +231,9 @@ describe('hybrid search with an OpenAI-compatible embeddings endpoint', () => {
     closed = true;
     const t0 = Date.now();
     const res = await search(stack, token, courseId, 'engine pistons');
-    assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
-    assert.equal(res.body.data!.search[0]?.document.title, 'Engines');
-    assert.ok(Date.now() - t0 < 10_000, 'no long wait for the dead endpoint');
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.search[0]?.document.title).toBe('Engines');
+    // No long wait for the dead endpoint.
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 });

@@ -9,6 +9,8 @@ export interface Subscription<T> {
   /** Resolves once a message satisfies the predicate (checked on every message). */
   until(predicate: (data: T) => boolean, timeoutMs?: number): Promise<T>;
   client: Client;
+  /** Completes the subscription (a `complete` message to the server); the lazy client then closes its socket. */
+  unsubscribe(): void;
   dispose(): Promise<void>;
 }
 
@@ -28,8 +30,9 @@ export function subscribe<T = Record<string, unknown>>(
   });
   const messages: Subscription<T>['messages'] = [];
   const waiters: { predicate: (data: T) => boolean; resolve: (d: T) => void }[] = [];
+  let unsubscribe = () => {};
   const done = new Promise<void>((resolve, reject) => {
-    client.subscribe<T>(
+    unsubscribe = client.subscribe<T>(
       { query, variables },
       {
         next: (value) => {
@@ -63,6 +66,7 @@ export function subscribe<T = Record<string, unknown>>(
         done.catch((err) => (clearTimeout(timer), reject(err)));
       });
     },
+    unsubscribe: () => unsubscribe(),
     dispose: () => client.dispose() as Promise<void>,
   };
 }
