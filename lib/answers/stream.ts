@@ -34,22 +34,54 @@ type Unstamped = AnswerStreamEvent extends infer E ? (E extends AnswerStreamEven
 
 export const answerKey = (messageId: string) => `answer:${messageId}:events`;
 const seqKey = (messageId: string) => `answer:${messageId}:seq`;
+const attemptKey = (messageId: string) => `answer:${messageId}:attempt`;
+
+/**
+ * One event, atomically: the attempt check, the next sequence number, the stream
+ * entry, the expiries and the announcement. Stream order is sequence order, and a
+ * sequence number is never taken without its event. An event of an older attempt
+ * than the latest (a worker still writing after its job was taken over) is refused:
+ * the script returns 0 and nothing is written.
+ *   KEYS: seq, stream, attempt   ARGV: attempt ('' = not tied to one), ttl, body without its "{"
+ */
+const PUBLISH_SCRIPT = `
+local attempt = tonumber(ARGV[1])
+if attempt then
+  local current = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if attempt < current then return 0 end
+  if attempt > current then redis.call('SET', KEYS[3], attempt, 'EX', ARGV[2]) end
+end
+local seq = redis.call('INCR', KEYS[1])
+local body = '{"seq":' .. seq .. ',' .. ARGV[3]
+redis.call('XADD', KEYS[2], '*', 'e', body)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', KEYS[2], body)
+return seq
+`;
 
 /** Publishes an answer's events: appends to its stream and announces on its channel, atomically. */
 export function createAnswerPublisher(redis: Redis) {
   return {
-    async publish(messageId: string, event: Unstamped): Promise<AnswerStreamEvent> {
-      const seq = await redis.incr(seqKey(messageId));
-      const stamped = { ...event, seq, at: Date.now() } as AnswerStreamEvent;
-      const body = JSON.stringify(stamped);
-      await redis
-        .multi()
-        .xadd(answerKey(messageId), '*', 'e', body)
-        .expire(answerKey(messageId), ANSWER_STREAM_TTL_S)
-        .expire(seqKey(messageId), ANSWER_STREAM_TTL_S)
-        .publish(answerKey(messageId), body)
-        .exec();
-      return stamped;
+    /**
+     * `attempt` ties the event to one run of the answer (the message's attempt count): once a
+     * later attempt has published, the earlier one's events are refused and this returns null.
+     * Events published by others (a cancellation, a sweeper) pass no attempt.
+     */
+    async publish(messageId: string, event: Unstamped, attempt?: number): Promise<AnswerStreamEvent | null> {
+      const at = Date.now();
+      const rest = JSON.stringify({ ...event, at }).slice(1);
+      const seq = (await redis.eval(
+        PUBLISH_SCRIPT,
+        3,
+        seqKey(messageId),
+        answerKey(messageId),
+        attemptKey(messageId),
+        attempt === undefined ? '' : String(attempt),
+        String(ANSWER_STREAM_TTL_S),
+        rest,
+      )) as number;
+      return seq === 0 ? null : ({ ...event, seq, at } as AnswerStreamEvent);
     },
   };
 }
@@ -92,6 +124,12 @@ export function textOf(events: readonly AnswerStreamEvent[]): string {
  */
 export function createAnswerHub(subscriber: Redis) {
   const listeners = new Map<string, Set<(event: AnswerStreamEvent) => void>>();
+  const reconnectListeners = new Set<() => void>();
+  let connectedOnce = subscriber.status === 'ready';
+  subscriber.on('ready', () => {
+    if (connectedOnce) for (const listener of reconnectListeners) listener();
+    connectedOnce = true;
+  });
   subscriber.on('message', (channel: string, raw: string) => {
     const set = listeners.get(channel);
     if (!set) return;
@@ -107,8 +145,7 @@ export function createAnswerHub(subscriber: Redis) {
         listeners.set(channel, set);
       }
       set.add(listener);
-      await subscriber.subscribe(channel);
-      return () => {
+      const unlisten = () => {
         const current = listeners.get(channel);
         if (!current) return;
         current.delete(listener);
@@ -117,6 +154,21 @@ export function createAnswerHub(subscriber: Redis) {
           void subscriber.unsubscribe(channel).catch(() => undefined);
         }
       };
+      try {
+        await subscriber.subscribe(channel);
+      } catch (err) {
+        unlisten();
+        throw err;
+      }
+      return unlisten;
+    },
+    /**
+     * Called after the subscriber connection came back (ioredis subscribes again by itself):
+     * events published while it was away were missed, so listeners should re-read the history.
+     */
+    onReconnect(listener: () => void): () => void {
+      reconnectListeners.add(listener);
+      return () => reconnectListeners.delete(listener);
     },
     /** Channels with at least one listener (for metrics and tests). */
     size: () => listeners.size,

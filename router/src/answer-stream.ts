@@ -72,7 +72,7 @@ export interface GatewayResult {
 export type RunQuery = (query: DocumentNode, variables: Record<string, unknown>, shareKey?: string) => Promise<GatewayResult>;
 
 export interface AnswerStreamDeps {
-  hub: Pick<AnswerHub, 'listen'>;
+  hub: Pick<AnswerHub, 'listen'> & Partial<Pick<AnswerHub, 'onReconnect'>>;
   /** Every event of the answer so far, in order (`readAnswerHistory`). */
   readHistory: (messageId: string) => Promise<AnswerStreamEvent[]>;
   /** How often the message's status is re-read while it is being written. */
@@ -442,6 +442,8 @@ class AnswerSession implements AnswerStream {
   private gapTimer: NodeJS.Timeout | undefined;
   private recheckDue = false;
   private gapDue = false;
+  /** The hub's connection came back: events may have been missed while it was away. */
+  private refillDue = false;
   /** Set once the answer is known to be final (a done event, a final status): read the message and send DONE. */
   private finishing = false;
   private finishDue = false;
@@ -468,6 +470,13 @@ class AnswerSession implements AnswerStream {
   setUnlisten(unlisten: () => void) {
     if (this.closed) unlisten();
     else this.unlisten = unlisten;
+  }
+
+  /** Events may have been published while the hub could not hear them: read the history again. */
+  historyMayBeMissing() {
+    if (this.closed) return;
+    this.refillDue = true;
+    this.wake();
   }
 
   /** A live event from the hub. */
@@ -671,6 +680,13 @@ class AnswerSession implements AnswerStream {
         continue;
       }
 
+      if (this.refillDue) {
+        this.refillDue = false;
+        if (!(await this.fillFromHistory())) this.after(this.retryMs, () => (this.refillDue = true));
+        if (this.closed) return;
+        continue;
+      }
+
       if (this.gapDue) {
         this.gapDue = false;
         this.gapTimer = undefined;
@@ -733,7 +749,12 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
 
       // Listen first: an event published while the history is read is not lost.
       try {
-        session.setUnlisten(await deps.hub.listen(plan.messageId, (event) => session.accept(event)));
+        const unlisten = await deps.hub.listen(plan.messageId, (event) => session.accept(event));
+        const offReconnect = deps.hub.onReconnect?.(() => session.historyMayBeMissing());
+        session.setUnlisten(() => {
+          unlisten();
+          offReconnect?.();
+        });
       } catch (err) {
         log.error({ err, messageId: plan.messageId }, 'answer stream: cannot listen');
         session.close();

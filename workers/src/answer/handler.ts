@@ -53,6 +53,8 @@ const MESSAGES: Record<string, string> = {
 
 /** Raised when the answer was cancelled while it was being written. */
 class Cancelled extends Error {}
+/** Raised when a later attempt of the same answer has taken over (this worker lost its job). */
+class Superseded extends Error {}
 
 /**
  * Writes one answer: makes the question standalone, retrieves passages, decides
@@ -71,7 +73,9 @@ export function createAnswerHandler(deps: AnswerDeps) {
     if (!message || message.role !== 'ASSISTANT' || message.status !== 'GENERATING') return 'skipped';
     const attempt = message.attempts + 1;
     await prisma.message.update({ where: { id: messageId }, data: { attempts: attempt, content: '' } });
-    if (attempt > 1) await publisher.publish(messageId, { type: 'reset' });
+    // From here on this attempt's events win over any earlier attempt still writing.
+    if (attempt > 1) await publisher.publish(messageId, { type: 'reset' }, attempt);
+    let superseded = false;
 
     let text = '';
     let firstAt: number | undefined;
@@ -83,10 +87,14 @@ export function createAnswerHandler(deps: AnswerDeps) {
       if (!pending) return flushing;
       const piece = pending;
       pending = '';
-      flushing = flushing.then(() => publisher.publish(messageId, { type: 'delta', text: piece }));
+      flushing = flushing.then(async () => {
+        if (superseded) return;
+        if ((await publisher.publish(messageId, { type: 'delta', text: piece }, attempt)) === null) superseded = true;
+      });
       return flushing;
     };
     const emit = (piece: string) => {
+      if (superseded) throw new Superseded();
       if (!piece) return;
       if (firstAt === undefined) {
         firstAt = Date.now();
@@ -114,8 +122,9 @@ export function createAnswerHandler(deps: AnswerDeps) {
     ) => {
       if (timer) clearTimeout(timer);
       await flush();
+      if (superseded) throw new Superseded();
       const saved = await prisma.message.updateMany({
-        where: { id: messageId, status: 'GENERATING' },
+        where: { id: messageId, status: 'GENERATING', attempts: attempt },
         data: {
           status: 'COMPLETE',
           content: result.content,
@@ -127,9 +136,13 @@ export function createAnswerHandler(deps: AnswerDeps) {
           ...extra,
         },
       });
-      if (saved.count === 0) return settleCancelled();
+      if (saved.count === 0) {
+        const now = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true, attempts: true } });
+        if (now?.status === 'CANCELLED') return settleCancelled();
+        throw new Superseded();
+      }
       await prisma.conversation.updateMany({ where: { id: message.conversationId }, data: { updatedAt: new Date() } });
-      await publisher.publish(messageId, { type: 'done', status: 'COMPLETE' });
+      await publisher.publish(messageId, { type: 'done', status: 'COMPLETE' }, attempt);
       metrics.answers.inc({ outcome, engine: answerEngine });
       if (result.droppedMarkers) metrics.droppedMarkers.inc(result.droppedMarkers);
       ctx.log.info(
@@ -235,6 +248,10 @@ export function createAnswerHandler(deps: AnswerDeps) {
       });
     } catch (err) {
       if (timer) clearTimeout(timer);
+      if (err instanceof Superseded) {
+        ctx.log.warn({ messageId, attempt }, 'answer taken over by a later attempt; this one stops');
+        return 'superseded';
+      }
       if (err instanceof Cancelled || ctx.signal.aborted || (err instanceof ModelError && err.code === 'MODEL_ABORTED')) {
         return settleCancelled();
       }
