@@ -69,6 +69,122 @@ function parseMeta(raw: string): UploadMeta {
 }
 
 // ---------------------------------------------------------------------------
+// The daily upload quota
+
+/**
+ * How many bytes a user sent in the current UTC day (files to POST /uploads, texts pasted into
+ * ingestDocument), counted in Redis by the router and the rag subgraph alike, against a limit.
+ */
+export interface DailyUploadUsage {
+  usedBytes: number;
+  limitBytes: number;
+  /** The next UTC midnight, when the count starts again. */
+  resetsAt: Date;
+  /** Seconds until then (at least 1). */
+  retryAfter: number;
+}
+
+export type DailyReservation = { ok: true; granted: number; day: string } | { ok: false; usage: DailyUploadUsage };
+
+export interface DailyUploadQuota {
+  /** False when there is no limit (0): nothing is counted then. */
+  readonly enabled: boolean;
+  usage(userId: string, now?: Date): Promise<DailyUploadUsage>;
+  /**
+   * Counts `need` bytes (and up to `want`, when there is room, to reserve ahead) against the
+   * user's day, atomically; refused, with nothing counted, if `need` does not fit.
+   */
+  reserve(userId: string, need: number, want?: number, now?: Date): Promise<DailyReservation>;
+  /** Gives back bytes counted on `day` (a refused or failed upload, a reservation not used). */
+  release(userId: string, bytes: number, day: string): Promise<void>;
+}
+
+const quotaDay = (now: Date) => now.toISOString().slice(0, 10);
+const quotaKey = (userId: string, day: string) => `quota:upload-bytes:${day}:${userId}`;
+const QUOTA_KEY_TTL_S = 2 * 24 * 3600;
+
+const RESERVE = `
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local need = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+if used + need > limit then return {0, used} end
+local grant = math.min(want, limit - used)
+used = redis.call('INCRBY', KEYS[1], grant)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {grant, used}`;
+
+const RELEASE = `
+local left = redis.call('DECRBY', KEYS[1], ARGV[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left`;
+
+function usageOf(usedBytes: number, limitBytes: number, now: Date): DailyUploadUsage {
+  const resetsAt = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+  return { usedBytes, limitBytes, resetsAt, retryAfter: Math.max(1, Math.ceil((resetsAt.getTime() - now.getTime()) / 1000)) };
+}
+
+/** The per-user daily quota of uploaded bytes (`limitBytes` 0: no limit). */
+export function createDailyUploadQuota(redis: Redis, limitBytes: number): DailyUploadQuota {
+  const enabled = limitBytes > 0;
+  return {
+    enabled,
+    async usage(userId, now = new Date()) {
+      const used = enabled ? Number((await redis.get(quotaKey(userId, quotaDay(now)))) ?? 0) : 0;
+      return usageOf(used, limitBytes, now);
+    },
+    async reserve(userId, need, want = need, now = new Date()) {
+      const day = quotaDay(now);
+      if (!enabled) return { ok: true, granted: Math.max(need, want), day };
+      const [granted, used] = (await redis.eval(
+        RESERVE,
+        1,
+        quotaKey(userId, day),
+        need,
+        Math.max(need, want),
+        limitBytes,
+        QUOTA_KEY_TTL_S,
+      )) as [number, number];
+      if (granted === 0 && need > 0) return { ok: false, usage: usageOf(used, limitBytes, now) };
+      return { ok: true, granted, day };
+    },
+    async release(userId, bytes, day) {
+      if (!enabled || bytes <= 0) return;
+      await redis.eval(RELEASE, 1, quotaKey(userId, day), bytes);
+    },
+  };
+}
+
+/** 1.5 GiB, 20 MiB, 512 bytes: sizes as people read them. */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${Number(value.toFixed(1))} ${units[unit]}`;
+}
+
+/** What a refusal for the daily quota says, and the extensions it carries (RATE_LIMITED). */
+export function dailyQuotaRefusal(usage: DailyUploadUsage, requestedBytes?: number) {
+  return {
+    message:
+      `Daily upload limit reached: ${formatBytes(usage.usedBytes)} of ${formatBytes(usage.limitBytes)} used today` +
+      `${requestedBytes === undefined ? '' : `, ${formatBytes(requestedBytes)} more asked`}; ` +
+      `the count starts again at ${usage.resetsAt.toISOString()} (in ${usage.retryAfter} s)`,
+    extensions: {
+      retryAfter: usage.retryAfter,
+      resetsAt: usage.resetsAt.toISOString(),
+      limitBytes: usage.limitBytes,
+      usedBytes: usage.usedBytes,
+      ...(requestedBytes === undefined ? {} : { requestedBytes }),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
 // Format detection, from the content only
 
 export type DetectedFormat = { format: UploadFormat; mime: string } | { unsupported: string };

@@ -7,16 +7,18 @@ import {
   print,
   validate,
   type DocumentNode,
+  type ExecutionArgs,
   type ExecutionResult,
   type FieldNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { isDeepStrictEqual } from 'node:util';
 import type { Server } from 'node:http';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCode } from '@lib/errors.js';
 import type { Identity } from '@lib/identity.js';
 import type { Logger } from '@lib/logger.js';
@@ -24,8 +26,9 @@ import { requestIdFrom } from '@lib/request-id.js';
 import type { TaskEvent, TaskEventStream } from '@lib/tasks/events.js';
 import { AuthError, KeySourceError, type Authenticator } from './auth.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { QueryGuard } from './limits.js';
 import type { RouterContext } from './context.js';
-import { createAnswerStreams, type AnswerStream, type AnswerStreamDeps } from './answer-stream.js';
+import { createAnswerStreams, type AnswerStream, type AnswerStreamDeps, type GatewayResult } from './answer-stream.js';
 
 /**
  * GraphQL subscriptions over graphql-ws, served by the router itself (the
@@ -36,7 +39,13 @@ import { createAnswerStreams, type AnswerStream, type AnswerStreamDeps } from '.
  *
  * The listener is registered before the first state is read, so an event that
  * lands between the two is not lost; repeated or late events only re-read the
- * current state, and unchanged results are not sent twice.
+ * current state, and unchanged results are not sent twice. A task that is not
+ * final is also re-read on a timer, so a lost or trimmed final event is not
+ * waited for forever.
+ *
+ * A subscription is registered only while its socket is open (checked after
+ * every wait), counts against the per-connection limit from its first message,
+ * and ends at once on `complete` or a closed socket, however quiet its task.
  */
 const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 /** Errors that end a subscription; any other error is retried. */
@@ -44,10 +53,20 @@ const FINAL_CODES = new Set(['FORBIDDEN', 'NOT_FOUND', 'UNAUTHENTICATED', 'BAD_U
 const RETRY_MS = 1000;
 const STATUS_ALIAS = '__routerTaskStatus';
 const TASK_ID_VAR = '__routerTaskId';
+/** The longest delay setTimeout takes; a longer one fires at once (Node warns with TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A myTaskUpdated subscription re-reads at most this many unfinished tasks on its timer. */
+const MAX_RECHECKED_TASKS = 100;
+const DEFAULT_TASK_RECHECK_MS = 10_000;
 
 export interface SubscriptionLimits {
   maxConnectionsPerUser: number;
   maxSubscriptionsPerConnection: number;
+  /**
+   * How often a task that is not final yet is read again without an event (default 10 s): an event
+   * lost or trimmed from the stream must not leave a subscriber waiting for a final status.
+   */
+  taskRecheckMs?: number | undefined;
 }
 
 export interface SubscriptionDeps {
@@ -64,6 +83,12 @@ export interface SubscriptionDeps {
   rateLimiter: RateLimiter;
   /** `answerStream`: the answers' live events and history (see answer-stream.ts). */
   answers: AnswerStreamDeps;
+  /**
+   * The router's query limits (limits.ts): tokens, depth, aliases, directives and cost, as over
+   * HTTP; the cost's points beyond the first are charged when the subscription starts.
+   * Without it: 2,000 tokens and the standard validation only.
+   */
+  guard?: Pick<QueryGuard, 'parse' | 'validate' | 'price'>;
 }
 
 interface ConnectionState {
@@ -71,8 +96,34 @@ interface ConnectionState {
   requestId: string;
   log: Logger;
   sessions: Map<string, Session | AnswerStream>;
-  expiry?: NodeJS.Timeout;
+  /** Subscriptions past the limit check and not yet registered (awaiting the rate limiter or a first read). */
+  starting: number;
+  /** Stops the timer that closes the connection when its token expires. */
+  cancelExpiry?: () => void;
 }
+
+/**
+ * Calls `onExpiry` at `expiresAtMs` (milliseconds since the epoch), however far away: a single
+ * setTimeout of more than about 24.8 days would fire at once, so a long wait is cut into steps.
+ * Returns a function that cancels it.
+ */
+export function armExpiry(expiresAtMs: number, onExpiry: () => void, now: () => number = Date.now): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
+  const arm = () => {
+    if (cancelled) return;
+    const left = expiresAtMs - now();
+    timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(onExpiry, Math.max(0, left));
+    timer.unref();
+  };
+  arm();
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
+let recheckSeq = 0;
 
 /** One live subscription: its event filter, its pending task ids, its query. */
 class Session {
@@ -82,10 +133,14 @@ class Session {
   private closed = false;
   private readonly unsubscribe: () => void;
   private last = new Map<string, unknown>();
+  /** Unfinished tasks -> the timer that reads them again should no event come. */
+  private rechecks = new Map<string, NodeJS.Timeout>();
+  private readonly onClosed = new Set<() => void>();
 
   constructor(
     events: TaskEventStream,
     private readonly filter: (event: TaskEvent) => boolean,
+    private readonly recheckMs: number,
   ) {
     this.unsubscribe = events.on((event, id) => {
       if (!this.closed && this.filter(event)) this.push(event.taskId, id);
@@ -93,6 +148,7 @@ class Session {
   }
 
   push(taskId: string, eventId: string) {
+    if (this.closed) return;
     this.pending.set(taskId, eventId);
     this.wake?.();
   }
@@ -115,11 +171,82 @@ class Session {
     return true;
   }
 
+  /**
+   * The task was read with this status: while it is not final, it is read again after the
+   * recheck period unless an event comes first (its event may have been lost or trimmed).
+   */
+  track(taskId: string, status: string | undefined) {
+    const timer = this.rechecks.get(taskId);
+    if (timer) clearTimeout(timer);
+    this.rechecks.delete(taskId);
+    if (this.closed || status === undefined || TERMINAL.has(status) || this.rechecks.size >= MAX_RECHECKED_TASKS) return;
+    const next = setTimeout(() => {
+      this.rechecks.delete(taskId);
+      this.push(taskId, `recheck-${++recheckSeq}`);
+    }, this.recheckMs);
+    next.unref();
+    this.rechecks.set(taskId, next);
+  }
+
+  /** Runs `fn` once the session closes (at once if it is closed). */
+  whenClosed(fn: () => void) {
+    if (this.closed) fn();
+    else this.onClosed.add(fn);
+  }
+
   close() {
+    if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
+    for (const timer of this.rechecks.values()) clearTimeout(timer);
+    this.rechecks.clear();
     this.wake?.();
+    for (const fn of this.onClosed) fn();
+    this.onClosed.clear();
   }
+}
+
+/**
+ * The messages of a session as graphql-ws wants them: an iterator whose `return` (the client's
+ * `complete`, or its socket closing) ends the session at once. An async generator's own `return`
+ * would wait for the pending step, which on a quiet task is the next event: until then graphql-ws
+ * would neither run onComplete nor onClose, and the session, its listener and its slot would stay.
+ */
+function stoppable(
+  session: Session,
+  inner: AsyncGenerator<ExecutionResult>,
+): AsyncIterableIterator<ExecutionResult> & { return(): Promise<IteratorResult<ExecutionResult>> } {
+  let ended = false;
+  const stopped = new Promise<IteratorResult<ExecutionResult>>((resolve) =>
+    session.whenClosed(() => resolve({ done: true, value: undefined })),
+  );
+  const finish = () => {
+    ended = true;
+    session.close();
+    // Queued behind a pending step, if any: the closed session ends that step soon.
+    inner.return(undefined).catch(() => undefined);
+  };
+  const iterator = {
+    next: async (): Promise<IteratorResult<ExecutionResult>> => {
+      if (ended) return { done: true, value: undefined };
+      try {
+        const step = await Promise.race([inner.next(), stopped]);
+        if (step.done) finish();
+        return step;
+      } catch (err) {
+        finish();
+        throw err;
+      }
+    },
+    return: async (): Promise<IteratorResult<ExecutionResult>> => {
+      finish();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
 }
 
 /** Turns `subscription { taskUpdated(id: $id) { ...sel } }` into `query { taskUpdated: task(id: $id) { ...sel, status } }`. */
@@ -167,9 +294,13 @@ function toQuery(document: DocumentNode, operation: OperationDefinitionNode, fie
 }
 
 /** A result as Apollo's executeOperation gives it (errors already formatted). */
-type Result = { data?: Record<string, unknown> | null; errors?: readonly { message: string; extensions?: Record<string, unknown> }[] };
+type Result = GatewayResult;
 
 const refuse = (message: string, code: string = ErrorCode.BAD_USER_INPUT) => [new GraphQLError(message, { extensions: { code } })];
+
+/** Formatted errors (as the gateway returns them) as GraphQLErrors again: graphql-ws sends them with `toJSON`. */
+const toErrors = (errors: Result['errors']) =>
+  (errors ?? []).map((e) => new GraphQLError(e.message, { extensions: e.extensions ?? {}, ...(e.path ? { path: e.path } : {}) }));
 
 export function startSubscriptions(deps: SubscriptionDeps) {
   const { log, apollo, events, limits } = deps;
@@ -215,6 +346,11 @@ export function startSubscriptions(deps: SubscriptionDeps) {
     return result;
   };
 
+  const recheckMs = limits.taskRecheckMs ?? DEFAULT_TASK_RECHECK_MS;
+  /** Reads that fail outright (the gateway throwing) are passing failures, as errors in a result are. */
+  const runSafely = (read: () => Promise<Result>): Promise<Result> =>
+    read().catch((err: unknown) => ({ errors: [{ message: err instanceof Error ? err.message : String(err) }] }));
+
   const serverCleanup = useServer<Record<string, unknown>, { state?: ConnectionState }>(
     {
       connectionInitWaitTimeout: 5000,
@@ -232,13 +368,16 @@ export function startSubscriptions(deps: SubscriptionDeps) {
             return false;
           }
           connectionsPerUser.set(identity.userId, count + 1);
-          // The connection lives no longer than its token.
-          const expiry = setTimeout(
-            () => ctx.extra.socket.close(4401, 'Token expired'),
-            Math.max(0, identity.expiresAt * 1000 - Date.now()),
-          );
-          expiry.unref();
-          ctx.extra.state = { identity, requestId, log: connLog.child({ userId: identity.userId }), sessions: new Map(), expiry };
+          // The connection lives no longer than its token (however long that is).
+          const cancelExpiry = armExpiry(identity.expiresAt * 1000, () => ctx.extra.socket.close(4401, 'Token expired'));
+          ctx.extra.state = {
+            identity,
+            requestId,
+            log: connLog.child({ userId: identity.userId }),
+            sessions: new Map(),
+            starting: 0,
+            cancelExpiry,
+          };
           sockets.inc();
           return { requestId };
         } catch (err) {
@@ -252,94 +391,16 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         const state = ctx.extra.state;
         const schema = deps.schema();
         if (!state?.identity || !schema) return refuse('Not ready', ErrorCode.SERVICE_UNAVAILABLE);
-        if (state.sessions.size >= limits.maxSubscriptionsPerConnection) {
+        // Counted before the first wait: subscribe messages sent together cannot all pass the check.
+        if (state.sessions.size + state.starting >= limits.maxSubscriptionsPerConnection) {
           return refuse(`At most ${limits.maxSubscriptionsPerConnection} subscriptions per connection`, ErrorCode.RATE_LIMITED);
         }
-        const decision = await deps.rateLimiter.consume(state.identity);
-        if (!decision.allowed) return refuse(`Too many requests; retry in ${decision.retryAfterS} s`, ErrorCode.RATE_LIMITED);
-        let document: DocumentNode;
+        state.starting++;
         try {
-          document = parse(payload.query, { maxTokens: 2000 });
-        } catch (err) {
-          return [err as GraphQLError];
+          return await startSubscription(ctx.extra.socket, state, schema, id, payload);
+        } finally {
+          state.starting--;
         }
-        const errors = validate(schema, document);
-        if (errors.length) return errors;
-        const operation = getOperationAST(document, payload.operationName);
-        if (!operation) return refuse('No operation, or several without an operationName');
-        if (operation.operation !== 'subscription') return refuse('Send queries and mutations over HTTP POST to this URL');
-        const [field, ...more] = operation.selectionSet.selections;
-        if (!field || more.length || field.kind !== Kind.FIELD) return refuse('Subscribe to exactly one field');
-        const variables = payload.variables ?? {};
-        const identity = state.identity;
-        if (field.name.value === 'answerStream') {
-          const socket = ctx.extra.socket;
-          const answer = await answerStreams.start({
-            schema,
-            document,
-            operation,
-            field,
-            variables,
-            run: (query, vars, shareKey) => (shareKey ? runShared(state, query, print(query), vars, shareKey) : run(state, query, vars)),
-            log: state.log,
-            isOpen: () => socket.readyState === socket.OPEN,
-            onMessage: () => messages.inc(),
-          });
-          if (Array.isArray(answer)) return answer;
-          state.sessions.set(id, answer);
-          open.inc();
-          state.log.info({ subscriptionId: id, field: field.name.value, messageId: answer.messageId }, 'subscription started');
-          return {
-            schema,
-            document,
-            operationName: payload.operationName ?? null,
-            variableValues: variables,
-            contextValue: { answer },
-          };
-        }
-        const query = toQuery(document, operation, field);
-
-        let session: Session;
-        let first: string | undefined;
-        if (field.name.value === 'taskUpdated') {
-          const idArg = field.arguments?.find((a) => a.name.value === 'id')?.value;
-          const taskId =
-            idArg?.kind === Kind.VARIABLE ? variables[idArg.name.value] : idArg?.kind === Kind.STRING ? idArg.value : undefined;
-          if (typeof taskId !== 'string') return refuse('taskUpdated needs an id');
-          session = new Session(events, (e) => e.taskId === taskId);
-          first = taskId;
-        } else if (field.name.value === 'myTaskUpdated') {
-          session = new Session(events, (e) => e.ownerId === identity.userId);
-        } else {
-          return refuse(`Unknown subscription field ${field.name.value}`);
-        }
-
-        // The current state, read after the listener is in place; a refusal here refuses the subscription.
-        const snapshot = first ? await run(state, query, variables) : undefined;
-        if (snapshot?.errors?.length) {
-          session.close();
-          return snapshot.errors.map((e) => new GraphQLError(e.message, { extensions: e.extensions ?? {} }));
-        }
-        state.sessions.set(id, session);
-        open.inc();
-        state.log.info({ subscriptionId: id, field: field.name.value }, 'subscription started');
-        return {
-          schema,
-          document,
-          operationName: payload.operationName ?? null,
-          variableValues: variables,
-          contextValue: {
-            state,
-            session,
-            query,
-            queryKey: print(query),
-            variables,
-            snapshot,
-            first,
-            responseKey: field.alias?.value ?? field.name.value,
-            once: field.name.value === 'taskUpdated',
-          },
-        };
       },
       subscribe: (args) => {
         const { answer } = args.contextValue as { answer?: AnswerStream };
@@ -357,8 +418,10 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         };
         const shape = (result: Result, taskId: string) => {
           const data = (result.data as Record<string, Record<string, unknown> | null> | null | undefined)?.[responseKey];
-          if (result.errors?.length || !data)
-            return { message: { errors: result.errors ?? [] } as unknown as ExecutionResult, status: undefined, fresh: true };
+          if (result.errors?.length || !data) {
+            const errors = result.errors?.length ? toErrors(result.errors) : refuse('Task not found', ErrorCode.NOT_FOUND);
+            return { message: { errors } as ExecutionResult, status: undefined, fresh: true };
+          }
           const { [STATUS_ALIAS]: status, ...fields } = data;
           return {
             message: { data: { [responseKey]: fields } } as ExecutionResult,
@@ -366,35 +429,40 @@ export function startSubscriptions(deps: SubscriptionDeps) {
             fresh: session.changed(taskId, fields),
           };
         };
-        return (async function* () {
-          try {
-            if (snapshot && first) {
-              const out = shape(snapshot, first);
-              messages.inc();
-              yield out.message;
-              if (once && (out.status === undefined || TERMINAL.has(out.status))) return;
-            }
-            for await (const { taskId, eventId } of session.changes()) {
-              const result = await runShared(state, query, queryKey, { ...variables, [TASK_ID_VAR]: taskId }, eventId);
-              const denied = result.errors?.some((e) => FINAL_CODES.has(String(e.extensions?.['code'])));
-              if (result.errors?.length && !denied) {
-                // A passing failure (a subgraph restarting, a network blip) must not end the stream: read again soon.
-                state.log.warn({ taskId, errors: result.errors.map((e) => e.message) }, 'subscription refresh failed; retrying');
-                setTimeout(() => session.push(taskId, `${eventId}-retry-${Date.now()}`), RETRY_MS).unref();
-                continue;
-              }
-              const out = shape(result, taskId);
-              if (out.status === undefined && !once) continue; // a task this user may no longer see
-              if (out.fresh) {
+        return stoppable(
+          session,
+          (async function* () {
+            try {
+              if (snapshot && first) {
+                const out = shape(snapshot, first);
                 messages.inc();
                 yield out.message;
+                if (once && (out.status === undefined || TERMINAL.has(out.status))) return;
+                session.track(first, out.status);
               }
-              if (once && (out.status === undefined || TERMINAL.has(out.status))) return;
+              for await (const { taskId, eventId } of session.changes()) {
+                const result = await runSafely(() => runShared(state, query, queryKey, { ...variables, [TASK_ID_VAR]: taskId }, eventId));
+                const denied = result.errors?.some((e) => FINAL_CODES.has(String(e.extensions?.['code'])));
+                if (result.errors?.length && !denied) {
+                  // A passing failure (a subgraph restarting, a network blip) must not end the stream: read again soon.
+                  state.log.warn({ taskId, errors: result.errors.map((e) => e.message) }, 'subscription refresh failed; retrying');
+                  setTimeout(() => session.push(taskId, `${eventId}-retry-${Date.now()}`), RETRY_MS).unref();
+                  continue;
+                }
+                const out = shape(result, taskId);
+                session.track(taskId, out.status);
+                if (out.status === undefined && !once) continue; // a task this user may no longer see
+                if (out.fresh) {
+                  messages.inc();
+                  yield out.message;
+                }
+                if (once && (out.status === undefined || TERMINAL.has(out.status))) return;
+              }
+            } finally {
+              session.close();
             }
-          } finally {
-            session.close();
-          }
-        })();
+          })(),
+        );
       },
       onComplete: (ctx, id) => {
         const session = ctx.extra.state?.sessions.get(id);
@@ -406,7 +474,7 @@ export function startSubscriptions(deps: SubscriptionDeps) {
       },
       onClose: (ctx) => {
         const state = ctx.extra.state;
-        if (state?.expiry) clearTimeout(state.expiry);
+        state?.cancelExpiry?.();
         if (!state?.identity) return;
         for (const session of state.sessions.values()) session.close();
         open.dec(state.sessions.size);
@@ -419,6 +487,126 @@ export function startSubscriptions(deps: SubscriptionDeps) {
     },
     wss,
   );
+
+  /**
+   * The rest of onSubscribe, after the limit check. The socket is checked after every wait, as
+   * onConnect does: if it closed meanwhile, onClose has already run, and a subscription
+   * registered now would keep its listener, its slot and its gauge forever.
+   */
+  async function startSubscription(
+    socket: WebSocket,
+    state: ConnectionState,
+    schema: GraphQLSchema,
+    id: string,
+    payload: SubscribePayload,
+  ): Promise<ExecutionArgs | readonly GraphQLError[]> {
+    const gone = () => socket.readyState !== socket.OPEN;
+    const closedMeanwhile = () => {
+      state.log.info({ subscriptionId: id }, 'subscription not started: connection closed');
+      return refuse('Connection closed', ErrorCode.BAD_USER_INPUT);
+    };
+    const identity = state.identity!;
+    const decision = await deps.rateLimiter.consume(identity);
+    if (gone()) return closedMeanwhile();
+    if (!decision.allowed) return refuse(`Too many requests; retry in ${decision.retryAfterS} s`, ErrorCode.RATE_LIMITED);
+    let document: DocumentNode;
+    try {
+      document = deps.guard ? deps.guard.parse(payload.query) : parse(payload.query, { maxTokens: 2000 });
+    } catch (err) {
+      return [err as GraphQLError];
+    }
+    const errors = deps.guard ? deps.guard.validate(schema, document) : validate(schema, document);
+    if (errors.length) return errors;
+    const operation = getOperationAST(document, payload.operationName);
+    if (!operation) return refuse('No operation, or several without an operationName');
+    if (operation.operation !== 'subscription') return refuse('Send queries and mutations over HTTP POST to this URL');
+    const [field, ...more] = operation.selectionSet.selections;
+    if (!field || more.length || field.kind !== Kind.FIELD) return refuse('Subscribe to exactly one field');
+    const variables = payload.variables ?? {};
+    if (deps.guard) {
+      const priced = deps.guard.price(schema, document, payload.operationName, variables);
+      if (priced.error) return [priced.error];
+      if (priced.points > 1) {
+        const extra = await deps.rateLimiter.consume(identity, priced.points - 1);
+        if (gone()) return closedMeanwhile();
+        if (!extra.allowed) return refuse(`Too many requests; retry in ${extra.retryAfterS} s`, ErrorCode.RATE_LIMITED);
+      }
+    }
+    if (field.name.value === 'answerStream') {
+      const answer = await answerStreams.start({
+        schema,
+        document,
+        operation,
+        field,
+        variables,
+        run: (query, vars, shareKey) => (shareKey ? runShared(state, query, print(query), vars, shareKey) : run(state, query, vars)),
+        log: state.log,
+        isOpen: () => !gone(),
+        onMessage: () => messages.inc(),
+      });
+      if (Array.isArray(answer)) return answer;
+      if (gone()) {
+        answer.close();
+        return closedMeanwhile();
+      }
+      state.sessions.set(id, answer);
+      open.inc();
+      state.log.info({ subscriptionId: id, field: field.name.value, messageId: answer.messageId }, 'subscription started');
+      return {
+        schema,
+        document,
+        operationName: payload.operationName ?? null,
+        variableValues: variables,
+        contextValue: { answer },
+      };
+    }
+    const query = toQuery(document, operation, field);
+
+    let session: Session;
+    let first: string | undefined;
+    if (field.name.value === 'taskUpdated') {
+      const idArg = field.arguments?.find((a) => a.name.value === 'id')?.value;
+      const taskId = idArg?.kind === Kind.VARIABLE ? variables[idArg.name.value] : idArg?.kind === Kind.STRING ? idArg.value : undefined;
+      if (typeof taskId !== 'string') return refuse('taskUpdated needs an id');
+      session = new Session(events, (e) => e.taskId === taskId, recheckMs);
+      first = taskId;
+    } else if (field.name.value === 'myTaskUpdated') {
+      session = new Session(events, (e) => e.ownerId === identity.userId, recheckMs);
+    } else {
+      return refuse(`Unknown subscription field ${field.name.value}`);
+    }
+
+    // The current state, read after the listener is in place; a refusal here refuses the subscription.
+    const snapshot = first ? await runSafely(() => run(state, query, variables)) : undefined;
+    if (gone()) {
+      session.close();
+      return closedMeanwhile();
+    }
+    if (snapshot?.errors?.length) {
+      session.close();
+      return toErrors(snapshot.errors);
+    }
+    state.sessions.set(id, session);
+    open.inc();
+    state.log.info({ subscriptionId: id, field: field.name.value }, 'subscription started');
+    return {
+      schema,
+      document,
+      operationName: payload.operationName ?? null,
+      variableValues: variables,
+      contextValue: {
+        state,
+        session,
+        query,
+        queryKey: print(query),
+        variables,
+        snapshot,
+        first,
+        responseKey: field.alias?.value ?? field.name.value,
+        once: field.name.value === 'taskUpdated',
+      },
+    };
+  }
 
   return {
     /** Tells every client the server is going away (close code 1001), then stops. */

@@ -10,8 +10,9 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createLocalBlobStore } from '@lib/blob/local.js';
+import type { BlobStore } from '@lib/blob/store.js';
 import { isRole } from '@lib/identity.js';
-import { consumeUpload, getUpload, type UploadMeta } from '@lib/uploads.js';
+import { consumeUpload, createDailyUploadQuota, getUpload, type UploadMeta } from '@lib/uploads.js';
 import { testInfra } from '../../tests/support/infra.js';
 import { createUploadHandler, sanitizeFilename } from './uploads.js';
 
@@ -378,9 +379,122 @@ describe('POST /uploads', () => {
   });
 });
 
+describe('POST /uploads: the daily quota per user', () => {
+  const QUOTA = 300 * 1024;
+  let redis: Redis;
+  let root: string;
+  let server: Server;
+  let base: string;
+  const puts: string[] = [];
+  const quota = () => createDailyUploadQuota(redis, QUOTA);
+
+  beforeAll(async () => {
+    redis = new Redis(testInfra().REDIS_URL, { maxRetriesPerRequest: 1 });
+    root = await mkdtemp(join(tmpdir(), 'uploads-quota-int-'));
+    const store = createLocalBlobStore(root);
+    // Records which uploads reached the store at all.
+    const blobStore: BlobStore = { ...store, put: (key, body, opts) => (puts.push(key), store.put(key, body, opts)) };
+    const log = pino({ level: 'silent' });
+    const handler = createUploadHandler({ blobStore, redis, maxBytes: MAX_BYTES, ttlS: TTL_S, dailyBytesPerUser: QUOTA, log });
+    const app = express();
+    app.post(
+      '/uploads',
+      (req, res, next) => {
+        res.locals['identity'] = { userId: String(req.headers['x-test-user']), role: 'TEACHER' };
+        next();
+      },
+      handler,
+    );
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await redis.quit();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const filesOnDisk = async () => (await readdir(root, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
+
+  const upload = async (user: string, data: Uint8Array, name = 'notes.pdf') => {
+    const form = new FormData();
+    form.append('file', new Blob([data]), name);
+    const res = await fetch(`${base}/uploads`, { method: 'POST', body: form, headers: { 'x-test-user': user } });
+    const body = (await res.json()) as Record<string, any>;
+    return { status: res.status, body, retryAfter: res.headers.get('retry-after') ?? undefined };
+  };
+
+  it('counts each user’s bytes per UTC day and refuses, from its Content-Length, the upload that would pass the limit', async () => {
+    const user = `quota-${randomUUID()}`;
+    expectStatus(await upload(user, pdfOfSize(200 * 1024)), 201);
+    // Exactly the file's size is counted (what was reserved ahead is given back).
+    expect((await quota().usage(user)).usedBytes).toBe(200 * 1024);
+
+    const files = await filesOnDisk();
+    const putsBefore = puts.length;
+    const refused = await upload(user, pdfOfSize(200 * 1024));
+    expect(refused.status).toBe(429);
+    const error = refused.body['errors'][0];
+    expect(error.extensions).toMatchObject({ code: 'RATE_LIMITED', limitBytes: QUOTA, usedBytes: 200 * 1024 });
+    expect(error.message).toMatch(/Daily upload limit/);
+    // It says when the count starts again: the next UTC midnight.
+    const now = new Date();
+    const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+    expect(error.extensions.resetsAt).toBe(midnight.toISOString());
+    expect(error.extensions.retryAfter).toBeGreaterThan(0);
+    expect(refused.retryAfter).toBe(String(error.extensions.retryAfter));
+    // Refused before the body was read: nothing reached the store, nothing was counted.
+    expect(puts.length).toBe(putsBefore);
+    expect(await filesOnDisk()).toBe(files);
+    expect((await quota().usage(user)).usedBytes).toBe(200 * 1024);
+
+    // What is left of the day can still be used, to the byte; another user has a day of their own.
+    expectStatus(await upload(user, pdfOfSize(100 * 1024)), 201);
+    expect((await quota().usage(user)).usedBytes).toBe(QUOTA);
+    expectStatus(await upload(`quota-${randomUUID()}`, pdfOfSize(200 * 1024)), 201);
+  });
+
+  it('refuses a chunked upload with 429 once it passes the day’s limit while it arrives, keeping and counting nothing', async () => {
+    const user = `quota-${randomUUID()}`;
+    // Earlier today: 250 KiB.
+    expect(await quota().reserve(user, 250 * 1024)).toMatchObject({ ok: true, granted: 250 * 1024 });
+    const files = await filesOnDisk();
+    const boundary = `b-${randomUUID()}`;
+    const req = request(`${base}/uploads`, {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-test-user': user },
+    });
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+    });
+    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="more.pdf"\r\n\r\n`);
+    req.write(pdfOfSize(100 * 1024));
+    req.end(`\r\n--${boundary}--\r\n`);
+    const res = await response;
+    expect(res.statusCode).toBe(429);
+    expect(res.headers['retry-after']).toMatch(/^\d+$/);
+    const body = JSON.parse(await text(res)) as { errors: { extensions: Record<string, unknown> }[] };
+    expect(body.errors[0]!.extensions).toMatchObject({ code: 'RATE_LIMITED', limitBytes: QUOTA });
+    expect(await filesOnDisk()).toBe(files);
+    expect((await quota().usage(user)).usedBytes).toBe(250 * 1024);
+  });
+
+  it('gives the bytes back when an upload is refused for another reason', async () => {
+    const user = `quota-${randomUUID()}`;
+    const text = Buffer.concat([Buffer.alloc(20_000, 'a'), Buffer.from([0, 1, 2, 3]), Buffer.alloc(20_000, 'b')]);
+    const refused = await upload(user, text, 'notes.txt');
+    expect(refused.status).toBe(415);
+    expect((await quota().usage(user)).usedBytes).toBe(0);
+  });
+});
+
 /** The status, checked together with the body so that a failure shows what the server said. */
 function expectStatus(res: { status: number; body: unknown }, status: number): void {
-  expect(res).toEqual({ status, body: expect.anything() });
+  expect({ status: res.status, body: res.body }).toEqual({ status, body: expect.anything() });
 }
 
 async function text(stream: IncomingMessage): Promise<string> {

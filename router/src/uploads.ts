@@ -10,10 +10,14 @@ import type { Identity } from '@lib/identity.js';
 import type { Logger } from '@lib/logger.js';
 import {
   completeUtf8Length,
+  createDailyUploadQuota,
+  dailyQuotaRefusal,
   detectFormat,
   MAX_FILENAME_LENGTH,
   saveUpload,
   SNIFF_BYTES,
+  type DailyUploadQuota,
+  type DailyUploadUsage,
   type UploadFormat,
   type UploadMeta,
 } from '@lib/uploads.js';
@@ -25,6 +29,8 @@ export interface UploadHandlerDeps {
   maxBytes: number;
   /** How long an upload waits to be ingested. */
   ttlS: number;
+  /** Bytes a user may upload per UTC day, pasted texts included (lib/uploads.ts); 0 or unset: no limit. */
+  dailyBytesPerUser?: number | undefined;
   /** Used when the request has no logger of its own in `res.locals.log`. */
   log: Logger;
 }
@@ -46,6 +52,8 @@ const FIELD_LIMITS = { fields: 16, fieldSize: 1024, fieldNameSize: 100, parts: 3
  */
 const DISCARD_MAX_BYTES = 1024 * 1024;
 const DISCARD_MAX_MS = 5000;
+/** A streamed file's bytes are counted against the daily quota ahead of their arrival, this much at a time. */
+const QUOTA_STEP_BYTES = 4 * 1024 * 1024;
 const SUPPORTED = 'Upload PDF, Markdown, plain text or HTML.';
 
 /** An answer to the client other than success. */
@@ -69,6 +77,68 @@ class SourceError extends Error {}
 const tooLarge = (maxBytes: number) =>
   new Refusal(413, UploadErrorCode.PAYLOAD_TOO_LARGE, `The file is larger than the limit of ${maxBytes} bytes`, { maxBytes });
 const badInput = (message: string) => new Refusal(400, ErrorCode.BAD_USER_INPUT, message);
+const overDailyQuota = (usage: DailyUploadUsage, requestedBytes?: number) => {
+  const { message, extensions } = dailyQuotaRefusal(usage, requestedBytes);
+  return new Refusal(429, ErrorCode.RATE_LIMITED, message, extensions);
+};
+const quotaUnavailable = () => new Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, 'Uploads are temporarily unavailable; try again');
+
+/**
+ * Counts a file's bytes against its uploader's daily quota while they arrive, reserving ahead in
+ * steps; what the upload does not keep (all of it, if it fails) is given back.
+ */
+class QuotaMeter {
+  private counted = 0;
+  /** Bytes reserved, per UTC day (an upload may cross midnight). */
+  private reserved = new Map<string, number>();
+  private total = 0;
+
+  constructor(
+    private readonly quota: DailyUploadQuota,
+    private readonly userId: string,
+  ) {}
+
+  async add(bytes: number) {
+    this.counted += bytes;
+    if (!this.quota.enabled || this.counted <= this.total) return;
+    const need = this.counted - this.total;
+    let reservation;
+    try {
+      reservation = await this.quota.reserve(this.userId, need, Math.max(need, QUOTA_STEP_BYTES));
+    } catch {
+      throw quotaUnavailable();
+    }
+    if (!reservation.ok) throw overDailyQuota(reservation.usage);
+    this.reserved.set(reservation.day, (this.reserved.get(reservation.day) ?? 0) + reservation.granted);
+    this.total += reservation.granted;
+  }
+
+  /** The upload is kept: give back what was reserved beyond its size. */
+  async settle(log: Logger) {
+    let surplus = this.total - this.counted;
+    for (const [day, bytes] of [...this.reserved].reverse()) {
+      if (surplus <= 0) break;
+      const back = Math.min(bytes, surplus);
+      await this.giveBack(day, back, log);
+      surplus -= back;
+    }
+  }
+
+  /** The upload failed: give everything back. */
+  async refund(log: Logger) {
+    for (const [day, bytes] of this.reserved) await this.giveBack(day, bytes, log);
+    this.reserved.clear();
+    this.total = 0;
+  }
+
+  private async giveBack(day: string, bytes: number, log: Logger) {
+    try {
+      await this.quota.release(this.userId, bytes, day);
+    } catch (err) {
+      log.warn({ err, bytes }, 'upload quota not given back');
+    }
+  }
+}
 
 interface Received {
   size: number;
@@ -90,6 +160,8 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
     const identity = res.locals['identity'] as Identity | undefined;
     const uploadId = randomUUID();
     const now = new Date();
+    const quota = createDailyUploadQuota(deps.redis, deps.dailyBytesPerUser ?? 0);
+    let meter: QuotaMeter | undefined;
     const blobKey = `uploads/${now.getUTCFullYear()}/${String(now.getUTCMonth() + 1).padStart(2, '0')}/${uploadId}`;
 
     try {
@@ -100,8 +172,17 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
       if (!req.is('multipart/form-data')) throw badInput('Send the file as multipart/form-data in a field named "file"');
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > deps.maxBytes + FORM_OVERHEAD_BYTES) throw tooLarge(deps.maxBytes);
+      // A body whose size is known and clearly over what is left of the day is refused before it is read.
+      if (quota.enabled && Number.isFinite(declared)) {
+        const usage = await quota.usage(identity.userId).catch(() => {
+          throw quotaUnavailable();
+        });
+        const fileBytes = Math.max(1, declared - FORM_OVERHEAD_BYTES);
+        if (usage.usedBytes + fileBytes > usage.limitBytes) throw overDailyQuota(usage, fileBytes);
+      }
+      meter = new QuotaMeter(quota, identity.userId);
 
-      const file = await receive(req, { ...deps, log, blobKey });
+      const file = await receive(req, { ...deps, log, blobKey, meter });
       const meta: UploadMeta = {
         id: uploadId,
         ownerId: identity.userId,
@@ -115,6 +196,7 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
       };
       try {
         await saveUpload(deps.redis, meta, deps.ttlS);
+        await meter.settle(log);
       } catch (err) {
         await deleteBlob(deps.blobStore, blobKey, log);
         log.error({ err, uploadId }, 'upload metadata not saved');
@@ -123,6 +205,7 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
       log.info({ uploadId, size: file.size, format: file.format, sha256: file.sha256 }, 'upload stored');
       res.status(201).json({ uploadId, size: file.size, sha256: file.sha256, format: file.format, filename: file.filename });
     } catch (err) {
+      await meter?.refund(log);
       if (err instanceof ClientGone) {
         log.info({ uploadId }, 'upload aborted by client');
         return;
@@ -130,6 +213,7 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
       if (err instanceof Refusal) {
         const level = err.status >= 500 ? 'warn' : 'info';
         log[level]({ uploadId, status: err.status, code: err.code }, 'upload refused');
+        if (typeof err.extra['retryAfter'] === 'number' && !res.headersSent) res.setHeader('Retry-After', String(err.extra['retryAfter']));
         respond(req, res, err.status, err.code, err.message, err.extra);
         return;
       }
@@ -143,7 +227,7 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
  * Parses the form and streams its one file into the blob store. On failure,
  * whatever was written is gone before this rejects.
  */
-async function receive(req: Request, deps: UploadHandlerDeps & { blobKey: string }): Promise<Received> {
+async function receive(req: Request, deps: UploadHandlerDeps & { blobKey: string; meter: QuotaMeter }): Promise<Received> {
   let form: busboy.Busboy;
   try {
     form = busboy({
@@ -230,7 +314,7 @@ async function receive(req: Request, deps: UploadHandlerDeps & { blobKey: string
 async function storeFile(
   stream: Readable,
   rawFilename: string | undefined,
-  deps: UploadHandlerDeps & { blobKey: string },
+  deps: UploadHandlerDeps & { blobKey: string; meter: QuotaMeter },
   signal: AbortSignal,
 ): Promise<Received> {
   const onAbort = () => stream.destroy(signal.reason as Error);
@@ -272,7 +356,7 @@ async function storeFile(
       if (ended) return;
       for (let step = await next(); !step.done; step = await next()) yield step.value;
     }
-    const info = await deps.blobStore.put(deps.blobKey, detected.format === 'PDF' ? body() : utf8Only(body()), {
+    const info = await deps.blobStore.put(deps.blobKey, metered(detected.format === 'PDF' ? body() : utf8Only(body()), deps.meter), {
       maxBytes: deps.maxBytes,
     });
     return { size: info.size, sha256: info.sha256, format: detected.format, mime: detected.mime, filename };
@@ -282,6 +366,14 @@ async function storeFile(
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Passes the file through, counting it against the daily quota (failing with 429 past it). */
+async function* metered(chunks: AsyncIterable<Buffer>, meter: QuotaMeter): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    await meter.add(chunk.length);
+    yield chunk;
   }
 }
 

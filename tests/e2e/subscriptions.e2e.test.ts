@@ -162,6 +162,39 @@ describe('task subscriptions over graphql-ws', () => {
     }
   });
 
+  it('frees the slot of a client that closes its socket while its myTaskUpdated is idle', async () => {
+    const user = await stack.token(stack.user('closing-tab'), 'STUDENT');
+    const open: Subscription<unknown>[] = [];
+    try {
+      for (let i = 0; i < MAX_CONNECTIONS_PER_USER; i++) {
+        const sub = subscribe(stack.routerUrl, user, MY_TASKS);
+        open.push(sub);
+        await connected(sub);
+      }
+      // A tab goes away without unsubscribing; no event ever comes for this user. The router must
+      // handle the close at once, not when the subscription's next event would have come.
+      const closing = open[0]!;
+      const closed = new Promise<void>((resolve) => closing.client.on('closed', () => resolve()));
+      await closing.dispose();
+      await closed;
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const reopened = subscribe(stack.routerUrl, user, MY_TASKS);
+        open.push(reopened);
+        const outcome = await connected(reopened).then(
+          () => 'connected',
+          (err: { code?: number }) => err.code,
+        );
+        if (outcome === 'connected') break;
+        expect(outcome).toBe(4403); // only the limit may refuse it, until the close is counted
+        if (Date.now() > deadline) throw new Error('the closed socket’s slot was never given back');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await Promise.all(open.map((s) => s.dispose()));
+    }
+  });
+
   it('refuses a subscription to someone else’s task, and explains where subscriptions are served over HTTP', async () => {
     const task = await ingest(stack, token, { courseId, title: 'Private', text: 'Only for the owner and the course teachers.' });
     const strangerToken = await stack.token(stack.user('stranger'), 'TEACHER');

@@ -128,24 +128,36 @@ export function startWorkers(opts: RunnerOptions) {
 }
 
 /**
- * A task is written before its job is enqueued; if Redis failed in between,
- * the task would wait forever. This re-enqueues ACCEPTED tasks whose job is
- * missing (adding an existing job id is a no-op).
+ * Repairs ACCEPTED tasks that no job will run. A task is written before its job is enqueued; if
+ * Redis failed in between, the task would wait forever: its job is added. A task retried while
+ * its previous job was still on its way out (the handler had marked it FAILED, BullMQ had not
+ * yet failed the job), or whose requeue failed half-way, has a job that is already failed or
+ * completed: that job is run again. Only tasks unchanged for `olderThanMs` are looked at, so a
+ * task being enqueued or retried right now is left alone; queued and running jobs are left too.
  */
-export async function reconcile(prisma: PrismaClient, queues: JobQueues, log: Logger, olderThanMs: number) {
+export async function reconcile(prisma: Pick<PrismaClient, 'task'>, queues: JobQueues, log: Logger, olderThanMs: number) {
   const stale = await prisma.task.findMany({
-    where: { status: 'ACCEPTED', createdAt: { lt: new Date(Date.now() - olderThanMs) } },
+    where: { status: 'ACCEPTED', updatedAt: { lt: new Date(Date.now() - olderThanMs) } },
+    orderBy: { updatedAt: 'asc' },
     take: 500,
   });
   let requeued = 0;
   for (const task of stale) {
     if (!isJobName(task.kind)) continue;
-    const existing = await queues.queue(task.kind).getJob(task.id);
-    if (existing) continue;
-    await queues.enqueue(task.kind, task.payload as never);
-    requeued++;
+    const job = await queues.queue(task.kind).getJob(task.id);
+    const state = job ? await job.getState() : 'unknown';
+    if (state !== 'unknown' && state !== 'failed' && state !== 'completed') continue;
+    try {
+      const outcome = await queues.requeue(task.kind, task.payload as never);
+      if (outcome === 'added' || outcome === 'retried') {
+        requeued++;
+        log.warn({ taskId: task.id, jobState: state, outcome }, 'ACCEPTED task had no job to run it; requeued');
+      }
+    } catch (err) {
+      log.error({ err, taskId: task.id }, 'could not requeue an ACCEPTED task');
+    }
   }
-  if (requeued) log.warn({ requeued }, 'enqueued tasks whose job was missing');
+  if (requeued) log.warn({ requeued }, 'requeued ACCEPTED tasks whose job was missing, failed or completed');
   return requeued;
 }
 

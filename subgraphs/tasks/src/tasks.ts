@@ -4,6 +4,7 @@ import type { PrismaClient, Task } from '@lib/db/client.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import { jobs, type JobName } from '@lib/jobs/contracts.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
+import type { Logger } from '@lib/logger.js';
 import { onTaskAbandoned, onTaskRetried } from '@lib/tasks/kinds.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 
@@ -88,13 +89,25 @@ export async function cancelTask(ctx: TaskContext, rawId: string): Promise<Task>
   return cancelled;
 }
 
-export async function retryTask(ctx: TaskContext, rawId: string): Promise<Task> {
+/**
+ * FAILED back to ACCEPTED, and its job run again whatever state it is in (lib/jobs/queues.ts):
+ * a retry in the moment after a handler marked the task FAILED, before BullMQ failed its job,
+ * waits for the job to settle. A task left ACCEPTED without a job to run it (the job still
+ * active after that wait, or Redis failing here) is requeued by the workers' reconciler.
+ */
+export async function retryTask(ctx: TaskContext & { log?: Logger }, rawId: string): Promise<Task> {
   const task = await getTask(ctx, rawId);
   const reset = await ctx.taskDeps.store.reset(task.id);
   if (!reset) throw appError(ErrorCode.CONFLICT, `Only failed tasks can be retried; this one is ${task.status.toLowerCase()}`);
   await ctx.prisma.$transaction((tx) => onTaskRetried[task.kind](tx, task));
   const name = task.kind as JobName;
-  await ctx.taskDeps.queues.requeue(name, jobs[name].payload.parse(task.payload));
+  try {
+    const outcome = await ctx.taskDeps.queues.requeue(name, jobs[name].payload.parse(task.payload));
+    if (outcome === 'active')
+      ctx.log?.warn({ taskId: task.id }, 'retried task’s previous job still active; the reconciler will requeue it');
+  } catch (err) {
+    ctx.log?.error({ err, taskId: task.id }, 'requeue failed; the reconciler will requeue the task');
+  }
   await ctx.taskDeps.store.announce(reset);
   return reset;
 }
