@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { COVERAGE_THRESHOLD, coverage } from './coverage.js';
+import { COVERAGE_THRESHOLD, coverage, MISSING_COMMON_WEIGHT, MISSING_SPECIFIC_WEIGHT } from './coverage.js';
 import { COURSE, OFF_TOPIC, ON_TOPIC } from './testdata/course.js';
 
 const PHYSICS = COURSE.filter((p) => p.documentId === 'doc-phys');
@@ -56,7 +56,8 @@ describe('coverage', () => {
       { term: 'graviti', weight: 1 },
     ]);
     expect(c.matched).toEqual(['graviti']);
-    expect(c.score).toBeCloseTo(1 / 3.5, 10);
+    // "gravity" found (1); "Einstein", a name the passage lacks, counts 2 against, "discover" 1.
+    expect(c.score).toBeCloseTo(1 / 4, 10);
     expect(c.bestPassage).toBe(8);
     expect(c.threshold).toBe(COVERAGE_THRESHOLD);
     expect(c.covered).toBe(false);
@@ -88,4 +89,62 @@ describe('coverage', () => {
     expect(coverage('And when did that happen? (about: stormed Bastille)', COURSE)).toMatchObject({ covered: true, bestPassage: 6 });
     expect(coverage('What about sourdough? (about: stormed Bastille)', COURSE).covered).toBe(false);
   });
+
+  it('covers a question when one passage holds at least half of its weighted terms', () => {
+    expect(COVERAGE_THRESHOLD).toBe(0.5);
+    // "bee" and "wax" found (1 + 1); "make" missing (0.25), "where" is no term.
+    const hive = passageOf('Worker bees have wax glands under the abdomen.');
+    expect(coverage('Where do bees make wax?', [hive])).toMatchObject({ covered: true, matched: ['bee', 'wax'] });
+  });
+
+  it('counts a common word the passage lacks for little, and a name or number it lacks for much', () => {
+    expect(MISSING_COMMON_WEIGHT).toBe(0.25);
+    expect(MISSING_SPECIFIC_WEIGHT).toBe(2);
+    const bees = passageOf('A worker bee makes wax with glands on the underside of her abdomen.');
+    // A paraphrase: "part" and "body" are common words the passage does not use.
+    const paraphrase = coverage("Which part of a worker's body makes wax?", [bees]);
+    expect(paraphrase.matched).toEqual(['worker', 'make', 'wax']);
+    expect(paraphrase.score).toBeCloseTo((0.5 + 0.5 + 1) / (0.5 + 0.5 + 1 + 0.25 + 0.25), 10);
+    expect(paraphrase.covered).toBe(true);
+    // A name the passage lacks: "Vespa" weighs 2 against the two words found.
+    const named = coverage('How does Vespa make wax?', [bees]);
+    expect(named.score).toBeCloseTo((0.5 + 1) / (0.5 + 1 + 2), 10);
+    expect(named.covered).toBe(false);
+  });
+
+  it('wants a name the student wrote near the other words it matched, not anywhere in a long passage', () => {
+    const page = passageOf(
+      'Johannes Gutenberg, a goldsmith from the German city of Mainz, developed movable metal type. ' +
+        'Each letter was cast separately in a hand mould. Gutenberg also prepared an oil-based ink. ' +
+        'About 180 copies of his Bible were made, and 49 are known to survive today.',
+    );
+    // "Mainz" and "today" are both in the passage, three sentences apart: a coincidence.
+    const population = coverage('What is the population of Mainz today?', [page]);
+    expect(population.matched).toEqual(['mainz', 'today']);
+    expect(population.score).toBeGreaterThanOrEqual(COVERAGE_THRESHOLD);
+    expect(population.covered).toBe(false);
+    // Within two sentences of each other, they are what the passage says.
+    expect(coverage('Which German city was Gutenberg from?', [page]).covered).toBe(true);
+    expect(coverage('What did the goldsmith from Mainz develop?', [page]).covered).toBe(true);
+    // Without a name, the words may be spread over the passage (a document's topic words are).
+    expect(coverage('How many copies of the letters survive?', [page]).covered).toBe(true);
+    // The fixture's "What is the population of France today?" shares "population" and "France" with a long passage.
+    expect(coverage('What is the population of France today?', COURSE).covered).toBe(false);
+  });
+
+  it('matches everyday synonyms and irregular verb forms', () => {
+    const page = passageOf("The queen's pheromone stops workers from raising new queens. Pages were written on parchment.");
+    expect(coverage('What prevents the workers from rearing new queens?', [page]).matched).toEqual([
+      'prevent',
+      'worker',
+      'rear',
+      'new',
+      'queen',
+    ]);
+    expect(coverage('What did they write on?', [page]).matched).toEqual(['write']);
+  });
 });
+
+function passageOf(text: string, n = 1) {
+  return { n, chunkId: `c${n}`, documentId: 'd', documentTitle: 'Notes', pageStart: 1, pageEnd: 1, heading: null, text, score: 1 };
+}

@@ -28,8 +28,10 @@
  * coverage.ts
  *   coverage(question: string, passages: readonly TutorPassage[], opts?: { threshold?: number }): CoverageResult
  *     // { covered, score, bestPassage?, terms: { term, weight }[], matched, threshold }
- *     // covered ⇔ score ≥ threshold and ≥ 2 of the question's terms (its only one, if one) in that passage
- *   COVERAGE_THRESHOLD: number                        // 0.55
+ *     // covered ⇔ score ≥ threshold, ≥ 2 of the question's terms (its only one, if one) in that passage,
+ *     // and a name the student wrote within 2 sentences of another of its terms
+ *   COVERAGE_THRESHOLD: number                        // 0.5
+ *   MISSING_COMMON_WEIGHT, MISSING_SPECIFIC_WEIGHT, WINDOW_SENTENCES: number   // 0.25, 2, 2
  *   passageTerms(passage: TutorPassage): Set<string>
  * offline.ts
  *   extractiveAnswer(question: string, passages: readonly TutorPassage[], opts?: { maxSentences?: number }): GroundedAnswer
@@ -58,13 +60,23 @@
  * terms.ts
  *   terms(text): string[]; questionTerms(question): string[]; specificTerms(text): Set<string>
  *   rarity(term, specific?): number; sameTerm(a, b): boolean; hasTerm(set, term): boolean; cosine(a, b): number
+ *   SYNONYM_GROUPS: string[][]                        // everyday synonyms, the same term for sameTerm/hasTerm
  *
  * socraticHint tags the hint sentence's words with compromise (already a dependency) to prefer
  * nouns, names, numbers and dates as the blanked answer term; nothing else needs it.
  */
 export * from './types.js';
 export { joinHyphenated, normalizeSentence, splitSentences, type Sentence } from './sentences.js';
-export { COVERAGE_THRESHOLD, coverage, passageTerms, type CoverageOptions, type CoverageResult } from './coverage.js';
+export {
+  COVERAGE_THRESHOLD,
+  coverage,
+  MISSING_COMMON_WEIGHT,
+  MISSING_SPECIFIC_WEIGHT,
+  passageTerms,
+  WINDOW_SENTENCES,
+  type CoverageOptions,
+  type CoverageResult,
+} from './coverage.js';
 export {
   answerOffline,
   BLANK,
@@ -105,4 +117,4 @@ export {
   SYSTEM_PROMPTS,
   type AnswerPromptInput,
 } from './prompt.js';
-export { cosine, hasTerm, questionTerms, rarity, sameTerm, specificTerms, terms } from './terms.js';
+export { cosine, hasTerm, questionTerms, rarity, sameTerm, specificTerms, SYNONYM_GROUPS, terms } from './terms.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { answerOffline, BLANK, EXTRACTIVE_LEAD, extractiveAnswer, notCoveredAnswer, socraticHint } from './offline.js';
+import { answerOffline, BLANK, EXTRACTIVE_LEAD, extractiveAnswer, notCoveredAnswer, rankSentences, socraticHint } from './offline.js';
 import { splitSentences } from './sentences.js';
 import { cosine, terms } from './terms.js';
 import { COURSE } from './testdata/course.js';
@@ -174,5 +174,115 @@ describe('answerOffline', () => {
     expect(turn.coverage.covered).toBe(true);
     expect(JSON.stringify(turn.answer)).not.toMatch(/1789/u);
     expect(turn.answer.citations[0]?.index).toBe(6);
+  });
+});
+
+/** A passage of made-up text for the cases below. */
+function passageOf(text: string, extra: Partial<TutorPassage> = {}): TutorPassage {
+  return {
+    n: 1,
+    chunkId: 'c1',
+    documentId: 'd',
+    documentTitle: 'Notes',
+    pageStart: 3,
+    pageEnd: 3,
+    heading: null,
+    text,
+    score: 1,
+    ...extra,
+  };
+}
+
+describe('extractiveAnswer, read in context', () => {
+  it('quotes no heading or label that the PDF text does not mark as one', () => {
+    const p = passageOf(
+      'The allocator runs last.\n\n5.2 Register Allocation\n\nWe use a simple greedy register allocator. ' +
+        'Figure 4. Register allocation for the sample.\n\nWhen no register is free, the allocator spills the oldest value.',
+    );
+    const texts = quoted(extractiveAnswer('How does the register allocator work?', [p], { maxSentences: 4 })).map(([t]) => t);
+    expect(texts.length).toBeGreaterThan(0);
+    for (const t of texts) expect(t).not.toMatch(/^(?:5\.2 Register Allocation|Figure 4\.)/u);
+  });
+
+  it('puts the sentence a pointing-back best sentence leans on before it', () => {
+    const p = passageOf(
+      'The suite has 26 short programs. This is in stark contrast to other benchmark suites used to evaluate servers. ' +
+        'Many programs in those suites run for minutes.\n\nSome compilers are slow.',
+    );
+    const texts = quoted(extractiveAnswer('Which benchmark suites are used to evaluate servers?', [p])).map(([t]) => t);
+    expect(texts[0]).toBe('The suite has 26 short programs.');
+    expect(texts[1]).toMatch(/^This is in stark contrast/u);
+  });
+
+  it('follows the best sentence with the next one when it goes on with the same matter', () => {
+    const question = 'Which value is selected for spilling when no register is free?';
+    const p = passageOf(
+      'If there are no free registers, a value is selected for spilling. We use a heuristic that selects the oldest value.\n\n' +
+        'Spilling a register value is slow.',
+    );
+    // The distractor shares more of the question's words than the next sentence does.
+    const ranked = rankSentences(question, [p]).map((s) => s.text);
+    expect(ranked.indexOf('Spilling a register value is slow.')).toBeLessThan(
+      ranked.indexOf('We use a heuristic that selects the oldest value.'),
+    );
+    expect(quoted(extractiveAnswer(question, [p], { maxSentences: 2 })).map(([t]) => t)).toEqual([
+      'If there are no free registers, a value is selected for spilling.',
+      'We use a heuristic that selects the oldest value.',
+    ]);
+    // With one sentence asked for, only the best one.
+    expect(quoted(extractiveAnswer(question, [p], { maxSentences: 1 }))).toHaveLength(1);
+  });
+
+  it("ranks a follow-up's sentences on what it asks more than on the words carried from before", () => {
+    const p = passageOf(
+      'We evaluated our tracing compiler on a standard benchmark suite used by other authors. ' +
+        'Tracing makes loops fast.\n\nThe suite consists of 26 short programs.',
+    );
+    const answer = extractiveAnswer('How many programs does it contain? (about: benchmark suite authors evaluate tracing)', [p], {
+      maxSentences: 1,
+    });
+    expect(quoted(answer)[0]![0]).toBe('The suite consists of 26 short programs.');
+  });
+
+  it('takes no reference to a cited work, "(3)", for the number a "how many" question asks for', () => {
+    const p = passageOf('The earlier suite (3) had loops.\n\nThe suite has twelve loops.');
+    expect(quoted(extractiveAnswer('How many loops does the suite have?', [p], { maxSentences: 1 }))[0]![0]).toBe(
+      'The suite has twelve loops.',
+    );
+  });
+});
+
+describe('socraticHint, choosing the word to blank', () => {
+  it.each([
+    [
+      'a word named by "we call the “…”"',
+      'Where does the compiler note that a variable held doubles?',
+      'We note that the variable in question held doubles in an advisory data structure which we call the “oracle”.',
+      /oracle/iu,
+    ],
+    [
+      'a whole name, with its particles',
+      'Who decoded the dance language of bees?',
+      'The Austrian scientist Karl von Frisch decoded the dance language of bees in the 1940s.',
+      /karl|frisch|\bvon\b/iu,
+    ],
+    [
+      'a name in apposition after a comma',
+      'Which random-program fuzz tester found bugs in the tracer?',
+      "One tool that found bugs was Mozilla's fuzz tester, JSFUNFUZZ, which generates random programs by nesting random language elements.",
+      /jsfunfuzz/iu,
+    ],
+    [
+      'the name after "the city of"',
+      'In which city did Gutenberg work?',
+      'Johannes Gutenberg, a goldsmith from the German city of Mainz, developed movable type around 1450.',
+      /mainz/iu,
+    ],
+  ])('blanks %s', (_, question, text, answerTerm) => {
+    const hint = socraticHint(question, [passageOf(text)]);
+    expect(hint.grounded).toBe(true);
+    expect(hint.content).toContain(BLANK);
+    expect(JSON.stringify(hint)).not.toMatch(answerTerm);
+    expect(hint.content).toContain('Reread page 3');
   });
 });

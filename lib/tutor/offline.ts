@@ -4,21 +4,34 @@
  * quoted sentences with their `[n]`; a SOCRATIC hint shows one sentence with its key term
  * blanked, where to reread, and a question back.
  *
- * Sentence scoring. Every prose sentence of every passage is a candidate. A sentence's score
- * is BM25 over sentences (k1 1.2, b 0.75, IDF over the candidate sentences) of the question's
- * content terms, each also weighted by `rarity` (terms.ts), with a small boost when the
- * sentence has what the question type asks for (a year or date for "when", a name for "who", a
- * number for "how many/much"). Its relevance is 0.75 × score / best score + 0.25 × its
- * passage's weighted share of the question's terms (as in coverage.ts), so among sentences that
- * match alike, those of the passage about the question come first; a sentence that matches no
- * question term is never chosen. Selection is MMR: the best sentence first, then the
- * one maximising 0.7·relevance − 0.3·(highest similarity to a chosen sentence), skipping
- * near-duplicates (term cosine ≥ 0.6, e.g. the overlap between consecutive chunks) and
- * sentences under half the best one's relevance, up to `maxSentences` (1–4, default 3).
+ * Sentence scoring. Every prose sentence of every passage is a candidate; headings, and the
+ * titles PDF text does not mark as such ("5.2 Register Allocation", "Figure 4. x86 snippet…",
+ * a short line with no final punctuation) are not. A sentence's score is BM25 over sentences
+ * (k1 1.2, b 0.75, IDF over the candidate sentences) of the question's content terms, each also
+ * weighted by `rarity` (terms.ts), and by 0.5 when carried into a follow-up from the question
+ * before ("how many programs does it contain? (about: benchmark suite)": what the follow-up
+ * asks comes first, the carried words only break ties), with a small boost when the sentence
+ * has what the question type asks for (a year or date for "when", a name for "who", a number
+ * for "how many/much", not a reference such as "(3)"). Its relevance is 0.75 × score / best
+ * score + 0.25 × its passage's weighted share of the question's terms (as in coverage.ts), so
+ * among sentences that match alike, those of the passage about the question come first; a
+ * sentence that matches no question term is never chosen. Selection is MMR: the best sentence
+ * first, then the one maximising 0.7·relevance − 0.3·(highest similarity to a chosen
+ * sentence), skipping near-duplicates (term cosine ≥ 0.6, e.g. the overlap between consecutive
+ * chunks) and sentences under half the best one's relevance, up to `maxSentences` (1–4,
+ * default 3).
+ *
+ * Context. With room for two sentences or more, the best one is read with its neighbours in its
+ * paragraph: the sentence before it when it opens by pointing back ("This is in contrast to…":
+ * without its antecedent it says nothing), and the sentence after it when that one shares a term
+ * with the question or opens by pointing back ("If there are no free registers, a value is
+ * selected for spilling. We use a heuristic that selects the oldest…": a question restates the
+ * set-up, the answer often follows). They come first, in text order, and take the places of the
+ * lowest-ranked sentences; with both, the answer may have one sentence more (four at most).
  */
 import nlp from 'compromise/two';
 import { coverage, passageTerms, type CoverageOptions, type CoverageResult } from './coverage.js';
-import { standaloneQuestion } from './followup.js';
+import { splitStandalone, standaloneQuestion } from './followup.js';
 import { pageLabel } from './prompt.js';
 import { splitSentences } from './sentences.js';
 import { COMMON_WORDS, cosine, hasTerm, QUESTION_FILLER, questionTerms, rarity, sameTerm, specificTerms, terms } from './terms.js';
@@ -31,6 +44,13 @@ export const NOT_COVERED_TEXT =
 /** The lead-in of an extractive answer. */
 export const EXTRACTIVE_LEAD = 'From the course material:';
 
+/**
+ * The offline engine's version, part of the answer cache's key as PROMPT_VERSION is for the
+ * model: bump it whenever the ranking, coverage or templates change, so no stale offline answer
+ * is replayed after a deploy.
+ */
+export const OFFLINE_VERSION = 'offline-2';
+
 /** The blank that replaces the answer term in a SOCRATIC hint. */
 export const BLANK = '_____';
 
@@ -42,6 +62,11 @@ const MIN_RELATIVE_RELEVANCE = 0.5;
 const TYPE_BOOST = 1.25;
 /** Share of a sentence's relevance that comes from its passage (the weighted share of the question's terms it holds). */
 const PASSAGE_WEIGHT = 0.25;
+/** Weight of a word carried into a follow-up from the question before, relative to the follow-up's own words. */
+const CARRIED_WEIGHT = 0.5;
+/** A sentence that opens by pointing back to the one before it ("This is…", "Thus…", "As a result…"). */
+const CONTINUES =
+  /^(?:this|these|that|those|it|its|they|their|such|thus|hence|so|therefore|then|as a result|in essence|in this way|in other words|for example|for instance|that is)\b/iu;
 
 /** A sentence of a passage, scored against a question. */
 export interface ScoredSentence {
@@ -74,19 +99,38 @@ const YEAR_OR_DATE =
 const NAME = /(?<=[\p{L}\p{N},;:)] )\p{Lu}\p{Ll}+/u;
 const NUMBER = /\p{N}/u;
 
+/** A reference to a cited work or a figure, "(3)", "[12]": a number that is no quantity. */
+const REFERENCE = /[([]\d{1,3}[)\]]/gu;
+
 function hasTypeEvidence(type: QuestionType, sentence: string): boolean {
   if (type === 'when') return YEAR_OR_DATE.test(sentence);
   if (type === 'who') return NAME.test(sentence);
-  if (type === 'count') return NUMBER.test(sentence);
+  if (type === 'count') return NUMBER.test(sentence.replace(REFERENCE, ''));
   return false;
 }
 
-/** The prose sentences of the passages (not headings, at least two terms), unscored. */
+/** Words of a short line that is a title rather than a sentence ("5.2 Register Allocation", "Figure 3"). */
+const MAX_LABEL_WORDS = 6;
+
+/**
+ * A heading or label that is not marked as one (PDF text has no `#`): a short line that does
+ * not end like a sentence ("5.2 Register Allocation", "Symbol Key"), a numbered section title,
+ * or the title of a figure or table ("Figure 4. x86 snippet for sample program.").
+ */
+function isLabel(text: string): boolean {
+  const words = text.split(/\s+/u).length;
+  // A figure's or table's title: "Figure 4. x86 snippet for sample program."
+  if (/^(?:Figure|Fig\.|Table)\s+\d+[.:]/u.test(text) && words <= MAX_LABEL_WORDS + 3) return true;
+  if (/^\d+(?:\.\d+)*\.?\s+\p{Lu}[^.!?]*$/u.test(text) && words <= MAX_LABEL_WORDS + 2) return true;
+  return words <= MAX_LABEL_WORDS && !/[.!?…:;"”’)\]]$/u.test(text);
+}
+
+/** The prose sentences of the passages (not headings or labels, at least two terms), unscored. */
 function candidateSentences(passages: readonly TutorPassage[]): ScoredSentence[] {
   const out: ScoredSentence[] = [];
   for (const passage of passages) {
     for (const s of splitSentences(passage.text)) {
-      if (s.heading) continue;
+      if (s.heading || isLabel(s.text)) continue;
       const t = terms(s.text);
       if (t.length >= 2) out.push({ passage, text: s.text, start: s.start, end: s.end, terms: t, relevance: 0 });
     }
@@ -97,7 +141,13 @@ function candidateSentences(passages: readonly TutorPassage[]): ScoredSentence[]
 /** The prose sentences of the passages, scored against the question, best first (ties: passage order, then text order). */
 export function rankSentences(question: string, passages: readonly TutorPassage[]): ScoredSentence[] {
   const specific = specificTerms(question);
-  const qTerms = questionTerms(question).map((term) => ({ term, weight: rarity(term, specific) }));
+  // A follow-up made standalone: what it asks weighs more than the topic words carried from before.
+  const { question: own, carried } = splitStandalone(question);
+  const ownTerms = carried.length > 0 ? new Set(questionTerms(own)) : null;
+  const qTerms = questionTerms(question).map((term) => ({
+    term,
+    weight: rarity(term, specific) * (ownTerms && ownTerms.size > 0 && !ownTerms.has(term) ? CARRIED_WEIGHT : 1),
+  }));
   const candidates = candidateSentences(passages);
   if (candidates.length === 0 || qTerms.length === 0) return [];
   const avgLen = candidates.reduce((sum, c) => sum + c.terms.length, 0) / candidates.length;
@@ -187,14 +237,52 @@ export interface ExtractiveOptions {
  * question.
  */
 export function extractiveAnswer(question: string, passages: readonly TutorPassage[], opts: ExtractiveOptions = {}): GroundedAnswer {
-  const chosen = selectSentences(rankSentences(question, passages), opts.maxSentences ?? 3);
+  const ranked = rankSentences(question, passages);
+  const max = Math.min(4, Math.max(1, Math.floor(opts.maxSentences ?? 3)));
+  const chosen = selectSentences(ranked, max);
   if (chosen.length === 0) return notCoveredAnswer();
+  // The best sentence is read in its context: the sentence before it when it opens by pointing
+  // back ("This is…"), the one after it when that goes on with the same matter. They come
+  // first, in text order, and take the places of the lowest-ranked sentences.
+  if (max > 1) {
+    const top = chosen[0]!;
+    const same = (a: ScoredSentence, b: ScoredSentence) => a.passage === b.passage && a.start === b.start;
+    const before = neighbour(top, ranked, 'before');
+    // With room for two sentences only, the one before (the antecedent) wins.
+    const after = max > 2 || !before ? neighbour(top, ranked, 'after') : undefined;
+    const context = [before, top, after].filter((s): s is ScoredSentence => s !== undefined);
+    const rest = chosen.slice(1).filter((c) => !context.some((s) => same(c, s)));
+    // The context may lengthen the answer by one sentence (four at most).
+    const room = context.length > 1 ? Math.min(4, max + 1) : max;
+    chosen.splice(0, chosen.length, ...context, ...rest.slice(0, Math.max(0, room - context.length)));
+  }
   const citations: Citation[] = [];
   for (const s of chosen) {
     if (!citations.some((c) => c.index === s.passage.n)) citations.push(citationOf(s.passage, s.text));
   }
   const body = chosen.map((s) => `${s.text} [${s.passage.n}]`).join(' ');
   return { content: `${EXTRACTIVE_LEAD}\n\n${body}`, citations, grounded: true, droppedMarkers: 0 };
+}
+
+/**
+ * The sentence next to `top` in its passage and paragraph that belongs with it: `before` it when
+ * `top` opens by pointing back ("This is in contrast to…"); `after` it when that sentence goes on
+ * with the same matter: it shares a term with the question (it is in `ranked`) or points back
+ * itself. Where a question restates the set-up, the answer is often in the next sentence.
+ */
+function neighbour(top: ScoredSentence, ranked: readonly ScoredSentence[], side: 'before' | 'after'): ScoredSentence | undefined {
+  const text = top.passage.text;
+  const sentences = splitSentences(text);
+  const i = sentences.findIndex((s) => s.start === top.start);
+  if (i < 0 || (side === 'before' && !CONTINUES.test(top.text))) return undefined;
+  const s = sentences[side === 'before' ? i - 1 : i + 1];
+  if (!s || s.heading || isLabel(s.text)) return undefined;
+  const gap = side === 'before' ? text.slice(s.end, top.start) : text.slice(top.end, s.start);
+  if (/\n[ \t]*\n/u.test(gap)) return undefined;
+  const scored = ranked.find((c) => c.passage === top.passage && c.start === s.start);
+  if (scored) return scored;
+  if (side === 'after' && !CONTINUES.test(s.text)) return undefined;
+  return { passage: top.passage, text: s.text, start: s.start, end: s.end, terms: terms(s.text), relevance: 0 };
 }
 
 interface Word {
@@ -233,11 +321,32 @@ function tagsOf(text: string, ws: readonly Word[]): ReadonlySet<string>[] {
   return out;
 }
 
-const NAMING = /\b(?:called|named|termed|known as)\s+(?:(?:the|a|an)\s+)?$/iu;
+/** Just before the word: "called", "we call the", "known as a", "named “"… (an opening quote may follow). */
+const NAMING = /\b(?:call|calls|called|name|names|named|term|terms|termed|known as|referred to as)\s+(?:(?:the|a|an)\s+)?["“‘']?$/iu;
 const DEFINING = /\b(?:is|are|was|were)\s+(?:the|a|an)\s+$/iu;
 const YEAR = /^(?:1[0-9]{3}|20[0-9]{2})s?$/u;
 /** ", the …" after a word: an apposition that renames it. */
 const APPOSITION = /^,\s+(?:the|a|an)\s/iu;
+/** Lower-case particles inside a person's name ("Karl von Frisch", "Leonardo da Vinci"). */
+const NAME_PARTICLES = new Set([
+  'von',
+  'van',
+  'der',
+  'den',
+  'de',
+  'da',
+  'del',
+  'della',
+  'di',
+  'du',
+  'la',
+  'le',
+  'bin',
+  'ibn',
+  'al',
+  'ten',
+  'ter',
+]);
 
 /**
  * The answer term of a sentence: the word that is in the sentence but not in the question and
@@ -247,12 +356,15 @@ const APPOSITION = /^,\s+(?:the|a|an)\s/iu;
  *   - 4 when it is what the question type asks for: a year for "when" (2 for another date), a
  *     person for "who" (2 for another proper noun, 1.5 more right after "by"), a number for
  *     "how many",
- *   - 2 right after "called"/"named"/"known as", 1.5 right after "is the"/"are a"…,
+ *   - 2 right after "called"/"named"/"known as"/"we call the “…", 1.5 right after "is the"/"are a"…,
  *   - 1 + 0.5/d, d the distance in words to the nearest question term (the answer is usually
- *     next to what the question names), and 1.5 more in apposition to one ("the enzyme
- *     RuBisCO", "Chlorophyll, the green pigment"), but 0.5 when hyphenated to one ("five-carbon"),
+ *     next to what the question names), and 1.5 more in apposition to one that is a noun ("the
+ *     enzyme RuBisCO", "the fuzz tester, JSFUNFUZZ,", "the city of Mainz", "Chlorophyll, the
+ *     green pigment"; not "random language" after the adjective "random"), but 0.5 when
+ *     hyphenated to one ("five-carbon"),
  *   - up to 1.2 towards the sentence's end (new information tends to come last).
- * A name of several words ("Maximilien Robespierre") is taken whole. Returns the words' indices.
+ * A name of several words ("Maximilien Robespierre", "Karl von Frisch") is taken whole, with
+ * its particles. Returns the words' indices.
  */
 function answerWords(question: string, sentence: ScoredSentence, pool: readonly (readonly string[])[]): number[] {
   const qTerms = questionTerms(question);
@@ -268,6 +380,8 @@ function answerWords(question: string, sentence: ScoredSentence, pool: readonly 
   };
   const gap = (a: number, b: number) => sentence.text.slice(ws[Math.min(a, b)]!.end, ws[Math.max(a, b)]!.start);
   const nearAfter = (i: number) => inQuestion.slice(i + 1, i + 5).some(Boolean);
+  // An apposition renames a noun ("the enzyme RuBisCO"); after an adjective ("random language") the word is only modified.
+  const nounLike = (i: number) => tags[i]!.has('Noun') || !tags[i]!.has('Adjective');
   let best = -1;
   let bestScore = 0;
   ws.forEach((w, i) => {
@@ -297,7 +411,12 @@ function answerWords(question: string, sentence: ScoredSentence, pool: readonly 
     const hyphenated = (j: number) => inQuestion[j] === true && /^-$/u.test(gap(i, j));
     if (hyphenated(i - 1) || hyphenated(i + 1)) score *= 0.5;
     // Right after a question term, in apposition ("the enzyme RuBisCO"), or before one ("Chlorophyll, the green pigment").
-    else if ((i > 0 && inQuestion[i - 1] && gap(i - 1, i) === ' ') || (APPOSITION.test(sentence.text.slice(w.end)) && nearAfter(i))) {
+    else if (
+      (i > 0 && inQuestion[i - 1] && nounLike(i - 1) && (gap(i - 1, i) === ' ' || (gap(i - 1, i) === ', ' && isName(i)))) ||
+      (i > 1 && inQuestion[i - 2] && nounLike(i - 2) && isName(i) && /^ of $/u.test(gap(i - 2, i)) && ws[i - 1]!.text === 'of') ||
+      (APPOSITION.test(sentence.text.slice(w.end)) && nearAfter(i))
+    ) {
+      // "the enzyme RuBisCO", "Mozilla's fuzz tester, JSFUNFUZZ,", "the city of Mainz", "Chlorophyll, the green pigment".
       score *= 1.5;
     }
     score *= 1 + (0.2 * i) / Math.max(1, ws.length - 1);
@@ -310,8 +429,18 @@ function answerWords(question: string, sentence: ScoredSentence, pool: readonly 
   const picked = [best];
   if (isName(best)) {
     const adjacent = (a: number, b: number) => /^ $/u.test(sentence.text.slice(ws[a]!.end, ws[b]!.start));
-    for (let i = best; i > 0 && adjacent(i - 1, i) && isName(i - 1) && !inQuestion[i - 1]; i--) picked.unshift(i - 1);
-    for (let i = best; i + 1 < ws.length && adjacent(i, i + 1) && isName(i + 1) && !inQuestion[i + 1]; i++) picked.push(i + 1);
+    // A name of several words, with its particles: "Karl von Frisch", "Leonardo da Vinci".
+    const particle = (i: number) => NAME_PARTICLES.has(ws[i]!.text);
+    const joins = (i: number) => !inQuestion[i] && (isName(i) || particle(i));
+    let from = best;
+    while (from > 0 && adjacent(from - 1, from) && joins(from - 1)) from--;
+    let to = best;
+    while (to + 1 < ws.length && adjacent(to, to + 1) && joins(to + 1)) to++;
+    // Particles only count between two name words.
+    while (from < best && particle(from)) from++;
+    while (to > best && particle(to)) to--;
+    picked.splice(0, 1);
+    for (let i = from; i <= to; i++) picked.push(i);
   }
   return picked;
 }

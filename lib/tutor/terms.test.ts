@@ -1,10 +1,33 @@
 import { describe, expect, it } from '@jest/globals';
-import { COMMON_WEIGHT, cosine, hasTerm, questionTerms, rarity, sameTerm, SPECIFIC_WEIGHT, specificTerms, terms } from './terms.js';
+import {
+  COMMON_WEIGHT,
+  cosine,
+  hasTerm,
+  questionTerms,
+  rarity,
+  sameTerm,
+  SPECIFIC_WEIGHT,
+  specificTerms,
+  SYNONYM_GROUPS,
+  terms,
+} from './terms.js';
 
 describe('terms', () => {
   it("are retrieval's terms (stop words dropped, Snowball stems), irregular forms mapped to their base first", () => {
     expect(terms('The leaves of the plants')).toEqual(['leaf', 'plant']);
     expect(terms('Gases went through the stomata')).toEqual(['gas', 'go', 'stoma']);
+  });
+
+  it('map irregular past tenses and participles to their base', () => {
+    expect(terms('She wrote what was written; it became known')).toEqual(['write', 'write', 'becom', 'know']);
+    // Forms that are also other words are left alone: "found" a colony, the "left" ventricle.
+    expect(terms('to found a colony in the left ventricle')).toEqual(['found', 'coloni', 'left', 'ventricl']);
+  });
+
+  it('read "lives" both as the noun and as the verb', () => {
+    expect(terms('A summer worker lives five weeks')).toEqual(['summer', 'worker', 'life', 'live', 'five', 'week']);
+    expect(hasTerm(new Set(terms('their lives')), 'live')).toBe(true);
+    expect(hasTerm(new Set(terms('their lives')), 'life')).toBe(true);
   });
 
   it('drop the words of a question that only ask for a kind of answer', () => {
@@ -37,6 +60,18 @@ describe('sameTerm', () => {
     expect(sameTerm('car', 'care')).toBe(false);
     expect(hasTerm(new Set(['photosynthet', 'light']), 'photosynthesi')).toBe(false);
     expect(hasTerm(new Set(['gravit', 'light']), 'graviti')).toBe(true);
+  });
+});
+
+describe('synonyms', () => {
+  it('are the same term, both ways, within a group only', () => {
+    expect(sameTerm('contain', 'consist')).toBe(true);
+    expect(sameTerm('consist', 'contain')).toBe(true);
+    expect(sameTerm(terms('prevents')[0]!, terms('stops')[0]!)).toBe(true);
+    expect(sameTerm('contain', 'stop')).toBe(false);
+    expect(hasTerm(new Set(terms('Each colony raises new queens')), terms('rear')[0]!)).toBe(true);
+    // Every group has at least two distinct terms once stemmed.
+    for (const group of SYNONYM_GROUPS) expect(group.length).toBeGreaterThanOrEqual(2);
   });
 });
 

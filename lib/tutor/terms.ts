@@ -11,7 +11,10 @@
  *     student wrote (capitalised inside the sentence, or containing a digit) `SPECIFIC_WEIGHT`:
  *     they are what a question is most specifically about.
  *   - `IRREGULAR_FORMS`: irregular plurals and verb forms the stemmer leaves apart from their
- *     base ("leaves"/"leaf", "gases"/"gas", "went"/"go") are mapped to the base first.
+ *     base ("leaves"/"leaf", "gases"/"gas", "went"/"go", "written"/"write") are mapped to the
+ *     base first; `AMBIGUOUS_FORMS` ("lives": the noun or the verb) to both readings.
+ *   - `SYNONYM_GROUPS`: everyday synonyms ("contain"/"consist", "stop"/"prevent") count as the
+ *     same term.
  *   - `sameTerm`: two stems are the same term when equal, or when the shorter (at least 5
  *     characters) begins the longer ("gravit"/"graviti", "revolut"/"revolutionari"), which
  *     catches derived forms the stemmer keeps apart.
@@ -21,22 +24,37 @@ import { tokenize } from '../search/lexical.js';
 /** Irregular forms mapped to their base word before stemming. */
 export const IRREGULAR_FORMS: ReadonlyMap<string, string> = new Map(
   (
-    'leaves:leaf lives:life knives:knife wives:wife halves:half shelves:shelf wolves:wolf calves:calf thieves:thief ' +
+    'leaves:leaf knives:knife wives:wife halves:half shelves:shelf wolves:wolf calves:calf thieves:thief ' +
     'loaves:loaf children:child men:man women:woman feet:foot teeth:tooth mice:mouse geese:goose gases:gas ' +
     'went:go goes:go gone:go phenomena:phenomenon criteria:criterion nuclei:nucleus analyses:analysis ' +
     'crises:crisis hypotheses:hypothesis theses:thesis indices:index matrices:matrix vertices:vertex ' +
-    'stomata:stoma mitochondria:mitochondrion fungi:fungus cacti:cactus radii:radius stimuli:stimulus'
+    'stomata:stoma mitochondria:mitochondrion fungi:fungus cacti:cactus radii:radius stimuli:stimulus ' +
+    // Irregular past tenses and participles (not those that are also other words: "found", "left", "saw"…).
+    'became:become began:begin begun:begin bought:buy brought:bring built:build caught:catch chose:choose ' +
+    'chosen:choose drew:draw drawn:draw drove:drive driven:drive ate:eat eaten:eat fought:fight flew:fly ' +
+    'flown:fly forgot:forget forgotten:forget froze:freeze frozen:freeze gave:give given:give grew:grow ' +
+    'grown:grow held:hold kept:keep knew:know known:know led:lead lost:lose made:make met:meet paid:pay ' +
+    'ran:run said:say sent:send shown:show sold:sell sought:seek spent:spend stood:stand struck:strike ' +
+    'taught:teach thought:think told:tell took:take taken:take threw:throw thrown:throw understood:understand ' +
+    'wrote:write written:write hidden:hide rode:ride ridden:ride risen:rise shook:shake shaken:shake ' +
+    'stole:steal stolen:steal swam:swim swum:swim woke:wake woken:wake wore:wear worn:wear tore:tear torn:tear'
   )
     .split(' ')
     .map((pair) => pair.split(':') as [string, string]),
 );
 
 /**
+ * Forms that are a plural noun or a verb ("a bee's lives" / "a worker lives five weeks"): they
+ * yield both terms, so either reading matches.
+ */
+export const AMBIGUOUS_FORMS: ReadonlyMap<string, string> = new Map([['lives', 'life lives']]);
+
+/**
  * The normalised terms of a text, in order and with repeats: `tokenize` (retrieval's terms)
- * after `IRREGULAR_FORMS` are mapped to their base word.
+ * after `IRREGULAR_FORMS` are mapped to their base word (`AMBIGUOUS_FORMS` to both readings).
  */
 export function terms(text: string): string[] {
-  return tokenize(text.replace(/\p{L}+/gu, (w) => IRREGULAR_FORMS.get(w.toLowerCase()) ?? w));
+  return tokenize(text.replace(/\p{L}+/gu, (w) => AMBIGUOUS_FORMS.get(w.toLowerCase()) ?? IRREGULAR_FORMS.get(w.toLowerCase()) ?? w));
 }
 
 const stems = (text: string): Set<string> => new Set(terms(text));
@@ -89,6 +107,66 @@ export const COMMON_WORDS: ReadonlySet<string> = stems(
   ].join(' '),
 );
 
+/**
+ * Everyday synonyms a student may use for the course's word ("what does it contain?" / "it
+ * consists of…", "what prevents…" / "stops…"): groups of general-English words, not subject
+ * terms, written out by hand. Two terms of one group are the same term for `sameTerm`.
+ */
+export const SYNONYM_GROUPS: readonly (readonly string[])[] = [
+  'contain consist comprise include',
+  'begin start commence',
+  'stop prevent halt',
+  'rear raise breed',
+  'make produce create generate manufacture',
+  'pick choose select',
+  'gather collect',
+  'big large huge enormous',
+  'small little tiny',
+  'fast quick rapid swift',
+  'build construct',
+  'die perish',
+  'use employ utilise utilize',
+  'show indicate reveal display demonstrate',
+  'need require',
+  'help aid assist',
+  'get obtain acquire gain',
+  'end finish conclude',
+  'find discover detect',
+  'buy purchase',
+  'try attempt',
+  'allow permit enable',
+  'change alter modify',
+  'increase rise grow',
+  'decrease reduce shrink',
+  'danger hazard risk threat',
+  'speed velocity',
+  'job task duty',
+  'trip journey voyage',
+  'area region zone',
+  'main chief principal primary',
+  'problem issue difficulty',
+  'fix repair mend',
+  'hard difficult',
+  'cheap inexpensive',
+  'wrong incorrect',
+  'destroy ruin wreck',
+  'picture image illustration',
+  'forecast predict',
+  'amount quantity',
+  'goal aim purpose',
+  'method technique approach',
+  'benefit advantage',
+  'drawback disadvantage downside',
+].map((group) => [...new Set(terms(group))]);
+
+const SYNONYMS: ReadonlyMap<string, ReadonlySet<string>> = (() => {
+  const out = new Map<string, Set<string>>();
+  for (const group of SYNONYM_GROUPS) {
+    for (const t of group) for (const u of group) if (t !== u) (out.get(t) ?? out.set(t, new Set()).get(t)!).add(u);
+  }
+  return out;
+})();
+
 /** Weight of a question term on `COMMON_WORDS`. */
 export const COMMON_WEIGHT = 0.5;
 /** Weight of a name or number the student wrote. */
@@ -132,9 +210,10 @@ export function rarity(term: string, specific: ReadonlySet<string> = new Set()):
   return COMMON_WORDS.has(term) ? COMMON_WEIGHT : 1;
 }
 
-/** Equal stems, or a stem of at least 5 characters that begins the other ("gravit"/"graviti"). */
+/** Equal stems, synonyms (`SYNONYM_GROUPS`), or a stem of at least 5 characters that begins the other ("gravit"/"graviti"). */
 export function sameTerm(a: string, b: string): boolean {
   if (a === b) return true;
+  if (SYNONYMS.get(a)?.has(b)) return true;
   const [short, long] = a.length <= b.length ? [a, b] : [b, a];
   return short.length >= 5 && long.startsWith(short);
 }
@@ -142,6 +221,7 @@ export function sameTerm(a: string, b: string): boolean {
 /** Whether `term` is in `terms`, by `sameTerm`. */
 export function hasTerm(terms: ReadonlySet<string>, term: string): boolean {
   if (terms.has(term)) return true;
+  for (const synonym of SYNONYMS.get(term) ?? []) if (terms.has(synonym)) return true;
   for (const t of terms) if (sameTerm(t, term)) return true;
   return false;
 }

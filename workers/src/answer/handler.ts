@@ -14,6 +14,7 @@ import {
   extractiveAnswer,
   groundAnswer,
   notCoveredAnswer,
+  OFFLINE_VERSION,
   PROMPT_VERSION,
   rewriteMessages,
   socraticHint,
@@ -203,7 +204,7 @@ export function createAnswerHandler(deps: AnswerDeps) {
 
       const course = await prisma.course.findUnique({ where: { id: message.courseId }, select: { searchVersion: true } });
       const key = answerCacheKey({
-        promptVersion: PROMPT_VERSION,
+        promptVersion: deps.model ? PROMPT_VERSION : OFFLINE_VERSION,
         engine,
         model: deps.model?.model ?? null,
         mode: message.mode,
