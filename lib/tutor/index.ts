@@ -84,6 +84,7 @@ export {
   extractiveAnswer,
   NOT_COVERED_TEXT,
   notCoveredAnswer,
+  OFFLINE_VERSION,
   rankSentences,
   selectSentences,
   socraticHint,
