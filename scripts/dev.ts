@@ -2,7 +2,8 @@
  * npm run dev: the whole system on this machine.
  * Installs what is missing, starts PostgreSQL, PgBouncer and Redis (data in
  * .data/dev), applies migrations, starts the four subgraphs and the router,
- * and prints where to go. Ctrl-C stops everything, in order.
+ * then the edge (nginx, https://localhost:8443) and Prometheus (:9090), and
+ * prints where to go. Ctrl-C stops everything, in order.
  */
 import pinoPretty from 'pino-pretty';
 import { DEV_AUDIENCE, DEV_ISSUER, ensureDevKeys } from './lib/dev-keys.js';
@@ -13,8 +14,13 @@ import { infraDown, infraEnv, infraUp } from './infra.js';
 import { mintUserToken } from '../lib/tokens.js';
 import { composeFromConfig } from './lib/compose.js';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { startEdge, type Edge } from './lib/edge.js';
+import { startPrometheus, type LocalPrometheus } from './lib/prometheus.js';
 
 const ROUTER_PORT = Number(process.env['PORT'] ?? 4000);
+const EDGE_HTTP_PORT = Number(process.env['EDGE_HTTP_PORT'] ?? 8080);
+const EDGE_HTTPS_PORT = Number(process.env['EDGE_HTTPS_PORT'] ?? 8443);
+const PROMETHEUS_PORT = Number(process.env['PROMETHEUS_PORT'] ?? 9090);
 const pretty = pinoPretty.prettyFactory({
   colorize: process.stdout.isTTY,
   translateTime: 'HH:MM:ss.l',
@@ -23,11 +29,14 @@ const pretty = pinoPretty.prettyFactory({
 });
 
 let stack: Stack | undefined;
+let edge: Edge | undefined;
+let prometheus: LocalPrometheus | undefined;
 let stopping = false;
 const stopAll = async (code: number) => {
   if (stopping) return;
   stopping = true;
   process.stderr.write('\n[dev] stopping services…\n');
+  await Promise.all([edge?.stop(), prometheus?.stop()]);
   await stack?.stop();
   await infraDown('dev');
   process.stderr.write('[dev] stopped. Data is kept in .data/dev for the next run.\n');
@@ -72,7 +81,49 @@ try {
     }),
   );
 
+  // The edge in front of the router (TLS with a self-signed certificate, per-IP limits, caching, files) and Prometheus.
+  // Either may fail to start (a port in use): the router on its own port still works.
+  try {
+    edge = await startEdge({
+      dir: '.data/dev/edge',
+      httpPort: EDGE_HTTP_PORT,
+      httpsPort: EDGE_HTTPS_PORT,
+      router: `127.0.0.1:${ROUTER_PORT}`,
+      blobDir: '.data/dev/blobs',
+    });
+  } catch (err) {
+    process.stderr.write(`[dev] the edge (nginx) did not start, use the router directly: ${(err as Error).message}\n`);
+  }
+  try {
+    // Where each service's /metrics is (the router's is on its internal port, OPS_PORT).
+    const hostPort = (name: string) => new URL(stack!.services[name]!.opsUrl).host;
+    prometheus = await startPrometheus({
+      dir: '.data/dev/prometheus',
+      port: PROMETHEUS_PORT,
+      targets: {
+        router: [hostPort('router')],
+        rag: [hostPort('rag')],
+        chat: [hostPort('chat')],
+        exam: [hostPort('exam')],
+        tasks: [hostPort('tasks')],
+        worker: Object.keys(stack.services)
+          .filter((n) => n.startsWith('worker-'))
+          .map(hostPort),
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`[dev] Prometheus did not start: ${(err as Error).message}\n`);
+  }
+
   const url = `http://localhost:${ROUTER_PORT}/graphql`;
+  const edgeLines = edge
+    ? `  HTTPS (edge)    ${edge.httpsUrl}/graphql  (nginx: TLS with a self-signed certificate, per-IP limits, files)
+  HTTP (edge)     ${edge.httpUrl}  (redirects to HTTPS)
+`
+    : '';
+  const prometheusLine = prometheus
+    ? `  Prometheus      ${prometheus.url}  (the services' metrics, the rules and alerts of monitoring/)\n`
+    : '';
   const tutorEngine =
     process.env['LLM_URL'] && process.env['LLM_MODEL']
       ? `model ${process.env['LLM_MODEL']} at ${process.env['LLM_URL']}`
@@ -80,12 +131,12 @@ try {
   process.stdout.write(`
   AI-Teacher is running.
 
-  GraphQL         ${url}
+${edgeLines}  GraphQL         ${url}
   Apollo Sandbox  ${url}  (open it in a browser; the token below is pre-filled)
   Subscriptions   ws://localhost:${ROUTER_PORT}/graphql
   Uploads         POST http://localhost:${ROUTER_PORT}/uploads  (multipart field "file", same token)
-  Metrics         http://localhost:${ROUTER_PORT}/metrics  (worker: http://localhost:4010/metrics)
-
+  Metrics         ${stack.services['router']!.opsUrl}/metrics  (internal port; worker: http://localhost:4010/metrics)
+${prometheusLine}
   Tutor engine    ${tutorEngine}
 
   Development token (user dev-teacher, role TEACHER, 12 h):

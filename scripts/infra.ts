@@ -36,6 +36,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { renderFile } from './lib/template.js';
 
 export type Profile = 'dev' | 'test';
 export const PROFILES: readonly Profile[] = ['dev', 'test'];
@@ -92,6 +93,8 @@ export const REQUIRED_PACKAGES: readonly { pkg: string; present: () => boolean }
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** The services' own configuration files, shared with docker-compose.yml (see config/). */
+export const CONFIG_DIR = join(ROOT, 'config');
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
 // ---------------------------------------------------------------------------
@@ -509,25 +512,12 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>): Promise<T> {
 // ---------------------------------------------------------------------------
 // PostgreSQL
 
-function postgresConf(profile: Profile, port: number): string {
-  const lines = [
-    '# Written by scripts/infra.ts on every `up`; edit the script, not this file.',
-    `listen_addresses = '${HOST}'`,
-    `port = ${port}`,
-    "unix_socket_directories = ''",
-    'max_connections = 200',
-    'shared_buffers = 128MB',
-    "password_encryption = 'scram-sha-256'",
-    "timezone = 'UTC'",
-    "log_timezone = 'UTC'",
-    'log_min_messages = warning',
-    'log_min_error_statement = error',
-  ];
-  if (profile === 'test') {
-    // Throwaway data: trade durability for speed.
-    lines.push('fsync = off', 'synchronous_commit = off', 'full_page_writes = off');
-  }
-  return `${lines.join('\n')}\n`;
+/** PGDATA/aiteacher.conf: config/postgresql.conf (+ config/postgresql-test.conf for the test profile). */
+export function postgresConf(profile: Profile, port: number): string {
+  const header = '# Written by scripts/infra.ts on every `up` from config/postgresql.conf; edit that file, not this one.\n';
+  const main = renderFile(join(CONFIG_DIR, 'postgresql.conf'), { PG_LISTEN_ADDRESSES: HOST, PG_PORT: port, PG_SOCKET_DIR: '' });
+  const test = profile === 'test' ? readFileSync(join(CONFIG_DIR, 'postgresql-test.conf'), 'utf8') : '';
+  return `${header}${main}${test}`;
 }
 
 function pgRunningPid(p: PgPaths): number | null {
@@ -657,38 +647,28 @@ async function postgresDown(p: PgPaths): Promise<boolean> {
 // ---------------------------------------------------------------------------
 // PgBouncer
 
-function pgbouncerIni(p: PgPaths, ports: Ports): string {
-  return [
-    '; Written by scripts/infra.ts on every `up`; edit the script, not this file.',
-    '[databases]',
-    `${DB_NAME} = host=${HOST} port=${ports.postgres} dbname=${DB_NAME}`,
-    '',
-    '[pgbouncer]',
-    `listen_addr = ${HOST}`,
-    `listen_port = ${ports.pgbouncer}`,
-    'unix_socket_dir =',
-    'auth_type = scram-sha-256',
-    `auth_file = ${p.bouncerUsers}`,
-    `admin_users = ${DB_USER}`,
-    `stats_users = ${DB_USER}`,
-    // Transaction pooling: a server connection is lent for one transaction.
-    // Only unnamed prepared statements are safe (PgBouncer 1.18 has no
-    // max_prepared_statements); @prisma/adapter-pg sends unnamed ones.
-    'pool_mode = transaction',
-    'max_client_conn = 1000',
-    'default_pool_size = 20',
-    'reserve_pool_size = 5',
-    'reserve_pool_timeout = 2',
-    'max_db_connections = 150',
-    // Startup parameters PgBouncer does not track; drivers send them (JDBC,
-    // some node-postgres setups). They are dropped, not applied.
-    'ignore_startup_parameters = extra_float_digits,options',
-    `logfile = ${p.bouncerLog}`,
-    `pidfile = ${p.bouncerPid}`,
-    'log_connections = 0',
-    'log_disconnections = 0',
-    '',
-  ].join('\n');
+/** pgbouncer.ini: config/pgbouncer.ini with this profile's ports and paths. */
+export function pgbouncerIni(p: Pick<PgPaths, 'bouncerUsers' | 'bouncerLog' | 'bouncerPid'>, ports: Ports): string {
+  const header = '; Written by scripts/infra.ts on every `up` from config/pgbouncer.ini; edit that file, not this one.\n';
+  return (
+    header +
+    renderFile(join(CONFIG_DIR, 'pgbouncer.ini'), {
+      DB_NAME,
+      DB_USER,
+      PG_HOST: HOST,
+      PG_PORT: ports.postgres,
+      PGBOUNCER_LISTEN_ADDR: HOST,
+      PGBOUNCER_PORT: ports.pgbouncer,
+      PGBOUNCER_AUTH_FILE: p.bouncerUsers,
+      PGBOUNCER_LOGFILE: p.bouncerLog,
+      PGBOUNCER_PIDFILE: p.bouncerPid,
+    })
+  );
+}
+
+/** userlist.txt: config/pgbouncer-userlist.txt (a plain-text password lets PgBouncer do SCRAM both ways). */
+export function pgbouncerUserlist(): string {
+  return renderFile(join(CONFIG_DIR, 'pgbouncer-userlist.txt'), { DB_USER, DB_PASSWORD });
 }
 
 function pgbouncerRunningPid(p: PgPaths): number | null {
@@ -716,7 +696,7 @@ async function pgbouncerUp(p: PgPaths, ports: Ports, pooledUrl: string): Promise
   const exe = findExecutable('pgbouncer');
   if (exe === null) throw new Error('pgbouncer not found');
   // Plain-text password: lets PgBouncer do SCRAM both towards clients and towards PostgreSQL.
-  writeOwned(p.bouncerUsers, `"${DB_USER}" "${DB_PASSWORD}"\n`, 0o600);
+  writeOwned(p.bouncerUsers, pgbouncerUserlist(), 0o600);
   const changed = writeOwned(p.bouncerIni, pgbouncerIni(p, ports), 0o640);
 
   const pid = pgbouncerRunningPid(p);
@@ -765,26 +745,24 @@ async function pgbouncerDown(p: PgPaths): Promise<boolean> {
 // ---------------------------------------------------------------------------
 // Redis
 
-function q(s: string): string {
-  return JSON.stringify(s); // Redis config accepts double-quoted strings with C escapes
-}
-
-function redisConf(dir: string, port: number): string {
-  return [
-    '# Written by scripts/infra.ts on every `up`; edit the script, not this file.',
-    `bind ${HOST}`,
-    `port ${port}`,
-    'daemonize yes',
-    `pidfile ${q(join(dir, 'redis.pid'))}`,
-    `logfile ${q(join(dir, 'redis.log'))}`,
-    `dir ${q(dir)}`,
-    // BullMQ: jobs must survive a crash and must never be evicted.
-    'appendonly yes',
-    'appendfsync everysec',
-    'maxmemory-policy noeviction',
-    'save 3600 1 300 100 60 10000',
-    '',
-  ].join('\n');
+/** redis.conf: config/redis.conf with this profile's port and paths (Redis runs daemonized here). */
+export function redisConf(dir: string, port: number): string {
+  const header = '# Written by scripts/infra.ts on every `up` from config/redis.conf; edit that file, not this one.\n';
+  for (const path of [dir]) {
+    // Paths go inside double quotes: keep them to characters that need no escaping there.
+    if (/["\\]/.test(path)) throw new Error(`Redis directory ${path} has a quote or a backslash`);
+  }
+  return (
+    header +
+    renderFile(join(CONFIG_DIR, 'redis.conf'), {
+      REDIS_BIND: HOST,
+      REDIS_PORT: port,
+      REDIS_DAEMONIZE: 'yes',
+      REDIS_PIDFILE: join(dir, 'redis.pid'),
+      REDIS_LOGFILE: join(dir, 'redis.log'),
+      REDIS_DIR: dir,
+    })
+  );
 }
 
 function redisRunningPid(dir: string): number | null {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { InfraEnv } from '../infra.js';
 import { DEV_AUDIENCE, DEV_ISSUER, type DevKeys } from './dev-keys.js';
 import type { StackOptions } from './stack.js';
@@ -16,6 +17,10 @@ export function devStackOptions(opts: {
   onLine?: StackOptions['onLine'];
 }): StackOptions {
   const { infra, keys, parentEnv } = opts;
+  // Document.fileUrl links: signed by rag, checked by the router; derived from the dev keys so links survive restarts.
+  const fileUrlSecret = createHash('sha256')
+    .update(`file-links:${JSON.stringify(keys.internal.privateJwk)}`)
+    .digest('base64url');
   return {
     inheritSettings: true,
     env: {
@@ -37,7 +42,9 @@ export function devStackOptions(opts: {
         JWT_JWKS: JSON.stringify({ keys: [keys.user.publicJwk] }),
         INTERNAL_JWT_PRIVATE_JWK: JSON.stringify(keys.internal.privateJwk),
         SANDBOX_DEV_TOKEN: opts.devToken,
+        FILE_URL_SECRET: fileUrlSecret,
       },
+      rag: { FILE_URL_SECRET: fileUrlSecret },
     },
     ports: { router: opts.routerPort, rag: 4001, chat: 4002, exam: 4003, tasks: 4004, 'worker-1': 4010 },
     ...(opts.onLine ? { onLine: opts.onLine } : {}),

@@ -23,6 +23,21 @@ export function createJobMetrics(metrics: ServiceMetrics, queues: () => Queue[])
       }
     },
   });
+  new Gauge({
+    name: 'queue_oldest_waiting_job_age_seconds',
+    help: 'Age of the oldest job waiting in each queue (0 when none waits)',
+    labelNames: ['queue'] as const,
+    registers: [metrics.registry],
+    async collect() {
+      const now = Date.now();
+      for (const queue of queues()) {
+        // asc: oldest first; prioritized jobs wait in their own set.
+        const oldest = await Promise.all([queue.getJobs(['wait'], 0, 0, true), queue.getJobs(['prioritized'], 0, 0, true)]);
+        const times = oldest.flat().map((job) => job.timestamp);
+        this.set({ queue: queue.name }, times.length ? Math.max(0, (now - Math.min(...times)) / 1000) : 0);
+      }
+    },
+  });
   return {
     duration: new Histogram({
       name: 'job_duration_seconds',
