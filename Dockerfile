@@ -7,11 +7,10 @@
 #   target pgbouncer  PgBouncer from Debian's package: the same PgBouncer and the same
 #                     config/pgbouncer.ini as npm run dev and the tests.
 #
-# The services run their TypeScript sources through tsx, as in development. tsx is a
-# devDependency, so the runtime stage takes it (and esbuild, its one dependency) from the
-# full install instead of installing every devDependency.
+# The services run their TypeScript sources through tsx (a production dependency), as in
+# development and in the tests. Node 20, the version the tests run on.
 
-ARG NODE_IMAGE=node:22-bookworm-slim
+ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---- every dependency (the Prisma client is generated with the prisma CLI, a devDependency)
 FROM ${NODE_IMAGE} AS deps
@@ -25,14 +24,11 @@ COPY prisma.config.ts tsconfig.json ./
 COPY lib ./lib
 RUN node node_modules/prisma/build/index.js generate
 
-# ---- production dependencies only, plus tsx and esbuild
+# ---- production dependencies only
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
-COPY --from=deps /app/node_modules/tsx ./node_modules/tsx
-COPY --from=deps /app/node_modules/esbuild ./node_modules/esbuild
-COPY --from=deps /app/node_modules/@esbuild ./node_modules/@esbuild
 
 # ---- the services
 FROM ${NODE_IMAGE} AS app
