@@ -1,9 +1,12 @@
 /**
- * npm run bench:ingest [-- --pages 300 --subscriptions 1000 --events 300]
+ * npm run bench:ingest [-- --pages 300 --ocr-pages 20 --subscriptions 1000 --events 300 --only ingest,ocr,events]
  *
  * 1. End-to-end ingestion of a large PDF made at run time: upload, ingestDocument, worker
  *    (sandboxed parse, chunking, one transaction), until the task is COMPLETED. Prints pages
  *    per second and the parser process's peak memory.
+ * 1b. The same for a scanned PDF (every page an image: the large PDF rendered at 200 dpi, needs
+ *    tesseract and pdftoppm), read by OCR with the worker's defaults (OCR_CONCURRENCY: half the
+ *    cores). Prints pages per second and the parser's peak memory, its OCR programs included.
  * 2. Delivery delay of task events: opens N subscriptions (five per task over N/5 tasks, on
  *    separate connections), then publishes progress events for random tasks as a worker would
  *    (write the row, publish the event) and measures publish -> subscriber receipt, p50/p99.
@@ -12,7 +15,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startTestStack } from '../tests/support/stack.js';
 import { TASK_FIELDS, createCourse, ingest, upload, waitForTask } from '../tests/support/ingest.js';
-import { makeLargePdf } from '../tests/support/pdf-fixtures.js';
+import { makeLargePdf, scanPdf } from '../tests/support/pdf-fixtures.js';
 import { subscribe, type Subscription } from '../tests/support/ws.js';
 import { bullConnection } from '../lib/redis.js';
 import { createTaskEventPublisher } from '../lib/tasks/events.js';
@@ -22,11 +25,15 @@ import { infraDown, infraEnv, infraUp } from './infra.js';
 const { values } = parseArgs({
   options: {
     pages: { type: 'string', default: '300' },
+    'ocr-pages': { type: 'string', default: '20' },
+    only: { type: 'string', default: 'ingest,ocr,events' },
     subscriptions: { type: 'string', default: '1000' },
     events: { type: 'string', default: '300' },
   },
 });
 const PAGES = Number(values.pages);
+const OCR_PAGES = Number(values['ocr-pages']);
+const PARTS = new Set(values.only.split(','));
 const SUBSCRIPTIONS = Number(values.subscriptions);
 const EVENTS = Number(values.events);
 const PER_TASK = 5;
@@ -41,7 +48,7 @@ const infra = infraEnv('test');
 await ensureDatabase({ migrate: true, directUrl: infra.DIRECT_DATABASE_URL });
 
 // Part 1: one worker, as many pages as asked.
-{
+if (PARTS.has('ingest')) {
   const stack = await startTestStack({
     workers: 1,
     router: { RATE_LIMIT_TEACHER: '1000000' },
@@ -70,8 +77,43 @@ await ensureDatabase({ migrate: true, directUrl: infra.DIRECT_DATABASE_URL });
   }
 }
 
+// Part 1b: one worker, a scanned PDF read by OCR.
+if (PARTS.has('ocr')) {
+  const stack = await startTestStack({
+    workers: 1,
+    router: { RATE_LIMIT_TEACHER: '1000000' },
+    worker: { PROGRESS_INTERVAL_MS: '250', WORKER_CONCURRENCY: '1', OCR_ENABLED: 'true' },
+  });
+  try {
+    const token = await stack.token(stack.user('bench'), 'TEACHER');
+    const courseId = await createCourse(stack, token, 'Bench OCR');
+    const pdf = await scanPdf(makeLargePdf(OCR_PAGES));
+    const t0 = performance.now();
+    const up = await upload(stack, token, pdf, 'scanned.pdf');
+    const task = await ingest(stack, token, { courseId, uploadId: up.body.uploadId, title: 'Scanned' });
+    const done = await waitForTask(stack, token, task.id, 1_200_000);
+    const seconds = (performance.now() - t0) / 1000;
+    const logged = stack.services['worker-1']!.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    if (done.status !== 'COMPLETED') {
+      for (const l of logged) if (Number(l['level']) >= 40) console.error(JSON.stringify(l).slice(0, 1000));
+      throw new Error(`ingestion ended ${done.status}: ${JSON.stringify(done.error)}`);
+    }
+    const line = logged.find((l) => l['msg'] === 'document ingested' && l['taskId'] === task.id);
+    console.log(
+      `\nOCR, ${OCR_PAGES}-page scanned PDF (${(pdf.length / 1e6).toFixed(1)} MB, 200 dpi images), end to end, one worker (WORKER_CONCURRENCY 1):`,
+    );
+    console.log(`  ${seconds.toFixed(2)} s, ${(OCR_PAGES / seconds).toFixed(2)} pages/s, ${done.document?.chunkCount} chunks`);
+    console.log(`  ${done.message}`);
+    console.log(
+      `  parser peak RSS ${line?.['peakRssMb'] ?? '?'} MB (with its OCR programs); parse ${line?.['parseMs'] ?? '?'} ms, chunk+save ${line?.['saveMs'] ?? '?'} ms`,
+    );
+  } finally {
+    await stack.stop();
+  }
+}
+
 // Part 2: no workers, so tasks stay put and every event comes from here, timed.
-{
+if (PARTS.has('events')) {
   const stack = await startTestStack({ workers: 0, router: { RATE_LIMIT_TEACHER: '1000000', WS_MAX_CONNECTIONS_PER_USER: '100000' } });
   const db = new pg.Client({ connectionString: infra.DIRECT_DATABASE_URL });
   await db.connect();

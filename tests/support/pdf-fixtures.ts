@@ -3,8 +3,11 @@
  * Every function resolves to the file's bytes; `writeFixture` puts them on disk.
  * Dates and text are fixed, so the same call gives the same document.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { createDeflate } from 'node:zlib';
 import PDFDocument from 'pdfkit';
 
@@ -52,6 +55,70 @@ export async function makeTextPdf(pages: string[][], opts: { title?: string; hea
     if (heading) doc.font('Helvetica-Bold').fontSize(18).text(heading).moveDown(0.6);
     for (const paragraph of paragraphs) doc.font('Helvetica').fontSize(11).text(paragraph).moveDown(0.8);
     if (count() !== i + 1) throw new Error(`makeTextPdf: the text of page ${i + 1} does not fit on one page`);
+  });
+  return finish(doc);
+}
+
+/**
+ * Each page of `source` as a grayscale JPEG of `dpi` (poppler's pdftoppm, which must be
+ * installed), in page order. JPEG, as scanners make: pdfkit embeds it as it is, where a PNG
+ * would be decoded and compressed again (ten times slower for a page of text).
+ */
+async function renderPages(source: Buffer | Promise<Buffer>, dpi: number): Promise<Buffer[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'scan-fixture-'));
+  try {
+    await writeFile(join(dir, 'source.pdf'), await source);
+    await promisify(execFile)('pdftoppm', [
+      '-r',
+      String(dpi),
+      '-gray',
+      '-jpeg',
+      '-jpegopt',
+      'quality=85',
+      join(dir, 'source.pdf'),
+      join(dir, 'page'),
+    ]);
+    // page-1.jpg … page-9.jpg, or page-01.jpg … when there are more pages: the number decides the order.
+    const files = (await readdir(dir)).filter((f) => /^page-\d+\.jpg$/.test(f));
+    files.sort((a, b) => Number(/\d+/.exec(a)![0]) - Number(/\d+/.exec(b)![0]));
+    return await Promise.all(files.map((f) => readFile(join(dir, f))));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What a scanner makes of `source`: every page an image (rendered at `dpi`, default 200) filling
+ * an A4 page, and no text layer at all. Needs pdftoppm (Debian package poppler-utils).
+ */
+export async function scanPdf(source: Buffer | Promise<Buffer>, opts: { dpi?: number } = {}): Promise<Buffer> {
+  const images = await renderPages(source, opts.dpi ?? 200);
+  const doc = newDoc({ margin: 0 });
+  images.forEach((image, i) => {
+    if (i > 0) doc.addPage();
+    doc.image(image, 0, 0, { width: doc.page.width, height: doc.page.height });
+  });
+  return finish(doc);
+}
+
+/**
+ * The document `makeTextPdf(pages, opts)` makes, scanned: each page an image without a text
+ * layer, except the pages listed in `textPages` (1-based), which keep their text as in
+ * makeTextPdf. Needs pdftoppm (Debian package poppler-utils).
+ */
+export async function makeScannedPdf(
+  pages: string[][],
+  opts: { title?: string; headings?: (string | null)[]; dpi?: number; textPages?: number[] } = {},
+): Promise<Buffer> {
+  const images = await renderPages(makeTextPdf(pages, opts), opts.dpi ?? 200);
+  const doc = newDoc(opts.title ? { info: { Title: opts.title } } : {});
+  images.forEach((image, i) => {
+    if (i > 0) doc.addPage();
+    if (opts.textPages?.includes(i + 1)) {
+      const heading = opts.headings?.[i];
+      if (heading) doc.font('Helvetica-Bold').fontSize(18).text(heading).moveDown(0.6);
+      for (const paragraph of pages[i]!) doc.font('Helvetica').fontSize(11).text(paragraph).moveDown(0.8);
+    } else doc.image(image, 0, 0, { width: doc.page.width, height: doc.page.height });
   });
   return finish(doc);
 }

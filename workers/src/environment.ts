@@ -2,8 +2,54 @@ import { z } from 'zod';
 import { envParts, parseEnv, processEnv } from '@lib/env.js';
 import { checkRetrievalEnv, retrievalEnv } from '@lib/search/env.js';
 import { chatEnv, checkChatEnv } from '@lib/model/config.js';
+import { DEFAULT_OCR_CONCURRENCY, resolveOcr, type OcrResolution, type OcrSettings } from './ingest/ocr.js';
 
-const schema = z
+const LANGUAGES = /^[A-Za-z][A-Za-z0-9_]*(\/[A-Za-z][A-Za-z0-9_]*)?(\+[A-Za-z][A-Za-z0-9_]*(\/[A-Za-z][A-Za-z0-9_]*)?)*$/;
+
+/** OCR of scanned PDF pages (workers/README.md, "OCR"). */
+const ocrEnv = {
+  /** `auto`: on when tesseract and pdftoppm are installed; `true` and they are missing: the worker does not start. */
+  OCR_ENABLED: z
+    .enum(['auto', 'true', 'false', '1', '0', 'yes', 'no'])
+    .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : v === 'true' || v === '1' || v === 'yes'))
+    .default('auto'),
+  /** Tesseract languages joined by `+`, each installed (Debian: tesseract-ocr-<lang>). */
+  OCR_LANGUAGES: z
+    .string()
+    .regex(LANGUAGES, { message: 'must be tesseract language codes joined by +, e.g. eng or eng+deu' })
+    .default('eng'),
+  OCR_CONCURRENCY: envParts.positiveInt(DEFAULT_OCR_CONCURRENCY),
+  OCR_DPI: z.coerce.number().int().min(72).max(600).default(200),
+  OCR_PAGE_TIMEOUT_MS: envParts.ms(60_000).refine((v) => v > 0, 'must be positive'),
+  OCR_TIMEOUT_MS: envParts.ms(600_000).refine((v) => v > 0, 'must be positive'),
+  OCR_MIN_CONFIDENCE: z.coerce.number().min(0).max(100).default(50),
+  OCR_MIN_CHARS: z.coerce.number().int().min(1).default(20),
+  OCR_TESSERACT_BIN: z.string().min(1).default('tesseract'),
+  OCR_PDFTOPPM_BIN: z.string().min(1).default('pdftoppm'),
+  /** Where the programs are looked up (and passed on to them and to the parser child). */
+  PATH: z.string().optional(),
+  /** Tesseract's own variable: a directory of language data other than the packaged one. */
+  TESSDATA_PREFIX: z.string().optional(),
+};
+type OcrEnv = z.infer<z.ZodObject<typeof ocrEnv>>;
+
+function ocrSettings(env: OcrEnv): OcrSettings {
+  return {
+    enabled: env.OCR_ENABLED,
+    tesseractBin: env.OCR_TESSERACT_BIN,
+    pdftoppmBin: env.OCR_PDFTOPPM_BIN,
+    languages: env.OCR_LANGUAGES,
+    dpi: env.OCR_DPI,
+    concurrency: env.OCR_CONCURRENCY,
+    pageTimeoutMs: env.OCR_PAGE_TIMEOUT_MS,
+    timeoutMs: env.OCR_TIMEOUT_MS,
+    minConfidence: env.OCR_MIN_CONFIDENCE,
+    minChars: env.OCR_MIN_CHARS,
+  };
+}
+
+/** Exported for the deployment checks (tests/deploy): compose passes only these variables. */
+export const schema = z
   .object({
     NODE_ENV: envParts.nodeEnv,
     HOST: envParts.host,
@@ -32,6 +78,7 @@ const schema = z
     CHUNK_OVERLAP_CHARS: z.coerce.number().int().min(0).default(200),
     /** Least time between two progress writes for one task. */
     PROGRESS_INTERVAL_MS: envParts.ms(250),
+    ...ocrEnv,
 
     /** Answers written at once by this process (model calls are mostly waiting). */
     ANSWER_CONCURRENCY: envParts.positiveInt(8),
@@ -56,6 +103,17 @@ const schema = z
     /** The answer cache may live in a Redis that evicts; defaults to REDIS_URL. */
     CACHE_REDIS_URL: envParts.url.optional(),
 
+    /** Exam generation (workers/README.md, "Exams"): `auto` uses the model when LLM_* configure one; `offline` never does. */
+    EXAM_ENGINE: z.enum(['auto', 'offline']).default('auto'),
+    /** Passages a generation draws from at most: a larger course is sampled evenly over all its material. */
+    EXAM_MAX_PASSAGES: z.coerce.number().int().min(1).max(5000).default(160),
+    /** Model engine: questions asked for per call, passages shown per call, calls allowed to replace dropped questions. */
+    EXAM_MODEL_BATCH: z.coerce.number().int().min(1).max(20).default(5),
+    EXAM_MODEL_PASSAGES: z.coerce.number().int().min(1).max(40).default(6),
+    EXAM_MODEL_EXTRA_CALLS: z.coerce.number().int().min(0).max(20).default(3),
+    /** A generation taking longer fails with TIMEOUT. */
+    EXAM_TIMEOUT_MS: envParts.ms(300_000).refine((v) => v > 0, 'must be positive'),
+
     SHUTDOWN_TIMEOUT_MS: envParts.ms(30_000),
     ...retrievalEnv,
     ...chatEnv,
@@ -63,10 +121,23 @@ const schema = z
   .superRefine((env, ctx) => {
     checkRetrievalEnv(env, ctx);
     checkChatEnv(env, ctx);
+    // OCR asked for (or a language) but not installed: stop at start, not at the first scanned page.
+    if (!LANGUAGES.test(env.OCR_LANGUAGES)) return; // already reported
+    const { problem, variable } = resolveOcr(ocrSettings(env), { PATH: env.PATH, TESSDATA_PREFIX: env.TESSDATA_PREFIX });
+    if (problem) ctx.addIssue({ code: 'custom', path: [variable ?? 'OCR_ENABLED'], message: problem });
   });
 
 export type WorkerEnv = z.infer<typeof schema>;
 
 export function readEnv(source = processEnv()): WorkerEnv {
   return parseEnv(schema, source);
+}
+
+/**
+ * Whether this worker OCRs scanned PDF pages, and how: `options` null when it does not (then
+ * `reason` says why). Probes the programs once per process (`tesseract --list-langs`).
+ */
+export function readOcr(source = processEnv()): OcrResolution {
+  const env = parseEnv(z.object(ocrEnv), source);
+  return resolveOcr(ocrSettings(env), { PATH: env.PATH, TESSDATA_PREFIX: env.TESSDATA_PREFIX });
 }

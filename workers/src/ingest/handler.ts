@@ -4,9 +4,12 @@ import type { PrismaClient } from '@lib/db/client.js';
 import { onTaskAbandoned } from '@lib/tasks/kinds.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
+import { readOcr } from '../environment.js';
 import type { Handler } from '../handlers.js';
 import type { JobMetrics } from '../metrics.js';
 import { chunkDocument } from './chunk.js';
+import type { OcrOptions } from './ocr.js';
+import { completionMessage } from './messages.js';
 import { parseDocument } from './parse.js';
 import { IngestError } from './types.js';
 
@@ -21,6 +24,11 @@ export interface IngestConfig {
   chunkTargetChars: number;
   chunkOverlapChars: number;
   progressIntervalMs: number;
+  /**
+   * OCR of PDF pages without a usable text layer; null: off. Absent: from the OCR_* variables
+   * (`readOcr()`, probed once per process).
+   */
+  ocr?: OcrOptions | null;
 }
 
 export interface IngestDeps {
@@ -39,6 +47,7 @@ export interface IngestDeps {
  * cancelled task is never completed.
  */
 export function createIngestHandler({ prisma, tasks, blobs, metrics, config, retrieval }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
+  const ocrOptions = (): OcrOptions | null => (config.ocr !== undefined ? config.ocr : readOcr().options);
   return async ({ taskId, documentId }, { job, log, signal }) => {
     const settleIfCancelled = async () => {
       if ((await tasks.get(taskId))?.status === 'CANCELLED') {
@@ -72,6 +81,8 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
       await report(0.02, 'Reading the document', true);
       const path = await blobs.localPath(document.blobKey);
       const parseStarted = Date.now();
+      let received = 0;
+      const reading = (pages: number) => 0.05 + 0.8 * (received / pages);
       const parsed = await parseDocument({
         path,
         format: document.format,
@@ -82,7 +93,12 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         // A PDF whose fonts do not map to letters yields garbage, not text: refuse it rather than index it.
         maxUnreadableShare: 0.5,
         signal,
-        onPage: (page, pages) => void report(0.05 + 0.8 * (page / pages), `Reading page ${page} of ${pages}`),
+        ocr: document.format === 'PDF' ? ocrOptions() : null,
+        onPage: (page, pages, info) => {
+          received = info.received;
+          void report(reading(pages), `Reading page ${page} of ${pages}${info.ocr ? ' (OCR)' : ''}`);
+        },
+        onOcrPage: (page, pages) => void report(reading(pages), `Reading page ${page} of ${pages} (OCR)`),
       });
       metrics.parserPeakRss.observe(parsed.peakRssMb);
       const parseMs = Date.now() - parseStarted;
@@ -135,9 +151,18 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
           await tx.course.update({ where: { id: document.courseId }, data: { searchVersion: { increment: 1 } } });
           await tx.document.update({
             where: { id: documentId },
-            data: { status: 'READY', pages, chunkCount: chunks.length, errorCode: null, errorMessage: null },
+            data: {
+              status: 'READY',
+              pages,
+              chunkCount: chunks.length,
+              errorCode: null,
+              errorMessage: null,
+              ocrPages: parsed.ocr.pages,
+              ocrConfidence: parsed.ocr.confidence,
+              ocrSkippedPages: parsed.ocr.skipped.map((s) => s.page),
+            },
           });
-          return tasks.completeIn(tx, taskId, `${chunks.length} passages from ${pages} page${pages === 1 ? '' : 's'}`);
+          return tasks.completeIn(tx, taskId, completionMessage(chunks.length, pages, parsed.ocr));
         },
         { timeout: 120_000, maxWait: 10_000 },
       );
@@ -154,7 +179,23 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
       }
       await tasks.announce(completed);
       log.info(
-        { taskId, documentId, pages, chunks: chunks.length, parseMs, saveMs: Date.now() - saveStarted, peakRssMb: parsed.peakRssMb },
+        {
+          taskId,
+          documentId,
+          pages,
+          chunks: chunks.length,
+          parseMs,
+          saveMs: Date.now() - saveStarted,
+          peakRssMb: parsed.peakRssMb,
+          ...(parsed.ocr.pages.length || parsed.ocr.skipped.length || parsed.ocr.blank.length
+            ? {
+                ocrPages: parsed.ocr.pages.length,
+                ocrConfidence: parsed.ocr.confidence,
+                ocrSkipped: parsed.ocr.skipped,
+                ocrBlank: parsed.ocr.blank,
+              }
+            : {}),
+        },
         'document ingested',
       );
       return 'completed';
@@ -173,7 +214,10 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         });
         await tasks.fail(taskId, err.code, err.message);
         metrics.failures.inc({ job: 'INGEST_DOCUMENT', code: err.code });
-        log.info({ taskId, code: err.code }, 'document rejected');
+        log.info(
+          { taskId, code: err.code, cause: err.cause === undefined ? undefined : String(err.cause).slice(0, 2000) },
+          'document rejected',
+        );
         throw new UnrecoverableError(err.code);
       }
       throw err; // transient: BullMQ retries with backoff; the runner fails the task after the last attempt

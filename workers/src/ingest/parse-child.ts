@@ -1,33 +1,48 @@
 /**
  * The parser process. Reads one untrusted file and streams its text to the parent over IPC:
  *   { type: 'ready' }                       started, before touching the file
- *   { type: 'meta', pages, title? }         then one 'page' message per page, in order
- *   { type: 'page', page, text, unreadable? }
+ *   { type: 'meta', pages, title? }         then one 'page' message per page (see below)
+ *   { type: 'ocr', page }                   OCR of a page starts
+ *   { type: 'page', page, text, unreadable?, ocr? }
  *   { type: 'done', maxRssKb }              or, at any point instead,
  *   { type: 'error', code, message, detail? }
  * and exits. It is run by parse.ts, which enforces the memory and time limits and kills it when
  * they are crossed; this process holds no secrets (parse.ts gives it a minimal environment).
  *
- *   node --import tsx workers/src/ingest/parse-child.ts <file> <PDF|MARKDOWN|TEXT|HTML> [maxChars]
+ *   node --import tsx workers/src/ingest/parse-child.ts <file> <PDF|MARKDOWN|TEXT|HTML> [maxChars] [ocr]
  *
  * With maxChars, text beyond it is never sent (an error is): the parent checks too, but should
  * not have to receive a huge message first.
  *
+ * With `ocr` (OcrChildOptions as JSON), a PDF page without a text layer, or whose text layer is
+ * garbage (`unreadable`), is rendered and read by tesseract (ocr-page.ts), up to
+ * `ocr.concurrency` pages at once while the text layer of the next pages is read. Pages with a
+ * text layer are sent in order as they are read, OCR'd pages as they finish: each page exactly
+ * once, but not in page order. An OCR'd page's message says how it went:
+ * `ocr: { outcome: 'read', confidence }`, `{ outcome: 'blank' }` (no text found) or
+ * `{ outcome: 'skipped', reason }` (too little text, too low a confidence, over its time limit,
+ * or the programs failed): the last two with empty text.
+ *
  * Without an IPC channel (run by hand as above) the messages are printed as JSON lines.
  */
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { register } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { htmlToText } from './html-text.js';
 import { MESSAGES } from './messages.js';
+import type { OcrChildOptions } from './ocr.js';
+import { killOcrPrograms, ocrPdfPage } from './ocr-page.js';
+import type { OcrOutcome } from './ocr-text.js';
 import { pdfPageText, type PdfTextItem } from './pdf-text.js';
 import { DOCUMENT_FORMATS, IngestError, type DocumentFormat, type IngestErrorCode } from './types.js';
 
 export type ChildMessage =
   | { type: 'ready' }
   | { type: 'meta'; pages: number; title?: string }
-  | { type: 'page'; page: number; text: string; unreadable?: boolean }
+  | { type: 'ocr'; page: number }
+  | { type: 'page'; page: number; text: string; unreadable?: boolean; ocr?: OcrOutcome }
   | { type: 'done'; maxRssKb: number }
   | { type: 'error'; code: IngestErrorCode; message: string; detail?: string };
 
@@ -52,12 +67,12 @@ const CONTROL = /[\u0000-\u0008\u000b\u000e-\u001f\u007f-\u009f]/g;
 let maxChars = Number.POSITIVE_INFINITY;
 let charBudget = maxChars;
 
-async function sendPage(page: number, text: string, unreadable: boolean): Promise<void> {
+async function sendPage(page: number, text: string, unreadable: boolean, ocr?: OcrOutcome): Promise<void> {
   charBudget -= text.length;
   if (charBudget < 0) {
     throw new IngestError('TOO_LARGE', MESSAGES.tooManyChars(maxChars));
   }
-  await send({ type: 'page', page, text, ...(unreadable ? { unreadable } : {}) });
+  await send({ type: 'page', page, text, ...(unreadable ? { unreadable } : {}), ...(ocr ? { ocr } : {}) });
 }
 
 async function send(message: ChildMessage): Promise<void> {
@@ -149,7 +164,47 @@ async function parseTextFile(path: string, format: DocumentFormat): Promise<void
 // ---------------------------------------------------------------------------------------------
 // PDF
 
-async function parsePdf(path: string): Promise<void> {
+/**
+ * Runs OCR jobs `concurrency` at a time. `drain` resolves when all are done, or rejects with the
+ * first error (a job's own failures are outcomes, not errors: an error here ends the parse).
+ */
+function ocrQueue(concurrency: number) {
+  const waiting: (() => Promise<void>)[] = [];
+  let active = 0;
+  let failure: { error: unknown } | undefined;
+  let idle: (() => void) | undefined;
+  const next = () => {
+    while (active < concurrency && waiting.length && !failure) {
+      const job = waiting.shift()!;
+      active++;
+      job()
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => {
+          active--;
+          next();
+        });
+    }
+    if (idle && (failure || (active === 0 && waiting.length === 0))) idle();
+  };
+  return {
+    add(job: () => Promise<void>) {
+      waiting.push(job);
+      next();
+    },
+    drain(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        idle = resolve;
+        next();
+      }).then(() => {
+        if (failure) throw failure.error;
+      });
+    },
+  };
+}
+
+async function parsePdf(path: string, ocr: OcrChildOptions | undefined): Promise<void> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
   // Hand pdfjs its worker code directly: it then runs "the worker" on this thread, no worker file is looked up.
   const workerModule: string = 'pdfjs-dist/legacy/build/pdf.worker.mjs';
@@ -180,15 +235,28 @@ async function parsePdf(path: string): Promise<void> {
     // broken metadata is no reason to refuse the text
   }
   await send({ type: 'meta', pages: doc.numPages, ...(title ? { title } : {}) });
+  const queue = ocr && ocrQueue(Math.max(1, ocr.concurrency));
   for (let n = 1; n <= doc.numPages; n++) {
     const page = await doc.getPage(n);
     const content = await page.getTextContent();
     const items: PdfTextItem[] = content.items.filter((item) => 'str' in item);
     const { text, unreadable } = pdfPageText(items);
+    const [x0 = 0, y0 = 0, x1 = 0, y1 = 0] = page.view;
     page.cleanup();
-    await sendPage(n, text, unreadable);
+    if (queue && !text.trim()) {
+      // No text layer, or one that does not decode to words: read the page's image instead.
+      const [width, height] = [Math.abs(x1 - x0), Math.abs(y1 - y0)];
+      queue.add(async () => {
+        await send({ type: 'ocr', page: n });
+        const result = await ocrPdfPage(path, n, width, height, ocr);
+        const { text: ocrText, ...outcome } = result;
+        await sendPage(n, ocrText, unreadable, outcome);
+      });
+    } else await sendPage(n, text, unreadable);
   }
+  // The text layer is read: pdfjs's memory can go while the pages' images are read.
   await doc.destroy();
+  await queue?.drain();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,15 +277,22 @@ function toMessage(err: unknown, format: DocumentFormat): Extract<ChildMessage, 
 }
 
 async function main(): Promise<void> {
-  const [path, format, max] = process.argv.slice(2);
+  const [path, format, max, ocrJson] = process.argv.slice(2);
   if (!path || !(DOCUMENT_FORMATS as readonly string[]).includes(format ?? '')) {
-    process.stderr.write('usage: parse-child.ts <file> <PDF|MARKDOWN|TEXT|HTML> [maxChars]\n');
+    process.stderr.write('usage: parse-child.ts <file> <PDF|MARKDOWN|TEXT|HTML> [maxChars] [ocr options as JSON]\n');
     process.exit(2);
   }
   if (max) maxChars = charBudget = Number(max);
+  const ocr = ocrJson ? (JSON.parse(ocrJson) as OcrChildOptions) : undefined;
   const fmt = format as DocumentFormat;
-  // The parent went away (killed, crashed): nobody is waiting for the text.
-  process.on('disconnect', () => process.exit(0));
+  // OCR programs still running go with this process, however it ends (parse.ts also kills the process group).
+  process.on('exit', killOcrPrograms);
+  // The parent went away (killed, crashed): nobody is waiting for the text, nor will remove the scratch directory.
+  process.on('disconnect', () => {
+    killOcrPrograms();
+    if (ocr) rmSync(ocr.workDir, { recursive: true, force: true });
+    process.exit(0);
+  });
   const fail = (err: unknown) => {
     void send(toMessage(err, fmt)).finally(() => process.exit(0));
   };
@@ -226,7 +301,7 @@ async function main(): Promise<void> {
   if (import.meta.url.endsWith('.ts')) register(`data:text/javascript,${encodeURIComponent(PDFJS_PASSTHROUGH_HOOKS)}`);
   await send({ type: 'ready' });
   try {
-    if (fmt === 'PDF') await parsePdf(path);
+    if (fmt === 'PDF') await parsePdf(path, ocr);
     else await parseTextFile(path, fmt);
     await send({ type: 'done', maxRssKb: process.resourceUsage().maxRSS });
   } catch (err) {

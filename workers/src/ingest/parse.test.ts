@@ -107,7 +107,7 @@ describe('parseDocument', () => {
   });
 
   it('refuses a PDF without a text layer with NO_TEXT, naming OCR', async () => {
-    await rejectsWith(parse('noText'), 'NO_TEXT', /no text layer.*OCR is not supported/s);
+    await rejectsWith(parse('noText'), 'NO_TEXT', /no text layer.*OCR\) is turned off/s);
   });
 
   it('stops at the page count, before extracting any text, when maxPages is exceeded', async () => {
