@@ -12,6 +12,8 @@ export const ErrorCode = {
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_TYPE: 'UNSUPPORTED_TYPE',
+  /** A storage quota (a course's documents) has no room for this: waiting does not help, freeing space does. */
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -26,6 +28,8 @@ const httpStatus: Record<ErrorCode, number> = {
   SERVICE_UNAVAILABLE: 503,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_TYPE: 415,
+  // Not 429: retrying later does not help. The request's content does not fit in what is left.
+  QUOTA_EXCEEDED: 413,
 };
 
 export function httpStatusFor(code: ErrorCode): number {

@@ -40,14 +40,15 @@ export function createLifecycle({ log, drainDelayMs, timeoutMs, steps, exit = (c
     timer.unref();
     let code = 0;
     if (drainDelayMs > 0) await new Promise((r) => setTimeout(r, drainDelayMs));
-    for (const step of steps) {
+    // `n`: the step's place, for readers of logs that may arrive out of order (a full pipe).
+    for (const [i, step] of steps.entries()) {
       const started = Date.now();
       try {
         await step.run();
-        log.info({ step: step.name, ms: Date.now() - started }, 'shutdown step done');
+        log.info({ step: step.name, n: i + 1, ms: Date.now() - started }, 'shutdown step done');
       } catch (err) {
         code = 1;
-        log.error({ step: step.name, err }, 'shutdown step failed');
+        log.error({ step: step.name, n: i + 1, err }, 'shutdown step failed');
       }
     }
     clearTimeout(timer);

@@ -14,6 +14,8 @@ export function subgraphEnvSchema(defaultPort: number) {
     INTERNAL_JWT_PUBLIC_JWK: envParts.jwk,
     DRAIN_DELAY_MS: envParts.ms(0),
     SHUTDOWN_TIMEOUT_MS: envParts.ms(15_000),
+    /** Largest JSON body on /graphql: at least the router's MAX_BODY_BYTES (6 MiB), plus room for the gateway's query. */
+    MAX_BODY_BYTES: envParts.positiveInt(7 * 1024 * 1024),
   });
 }
 

@@ -52,6 +52,7 @@ export async function createSubgraphBase(name: string, env: SubgraphEnv): Promis
         production: env.NODE_ENV === 'production',
         drainDelayMs: env.DRAIN_DELAY_MS,
         shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+        maxBodyBytes: env.MAX_BODY_BYTES,
         log,
         metrics,
         verifier,

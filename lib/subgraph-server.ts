@@ -18,6 +18,9 @@ import { metricsPlugin, type ServiceMetrics } from './metrics.js';
 import { mountProbes } from './probes.js';
 import { requestIdFrom } from './request-id.js';
 
+/** A little more than the router's default MAX_BODY_BYTES (6 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 7 * 1024 * 1024;
+
 /** What every subgraph resolver gets: who asks (verified), the request id, a logger that carries it. */
 export interface SubgraphContext {
   identity: Identity;
@@ -43,6 +46,8 @@ export interface SubgraphServerOptions<C extends SubgraphContext> {
   createContext: (base: SubgraphContext) => C;
   /** Closed in order after HTTP has drained. */
   closeSteps: ShutdownStep[];
+  /** Largest JSON body on /graphql (default 7 MiB): at least the router's MAX_BODY_BYTES, plus the gateway's own query. */
+  maxBodyBytes?: number | undefined;
 }
 
 export interface RunningSubgraph {
@@ -68,6 +73,9 @@ export async function startSubgraphServer<C extends SubgraphContext>(opts: Subgr
     schema: buildSubgraphSchema({ typeDefs: opts.typeDefs, resolvers: opts.resolvers as GraphQLResolverMap<unknown> }),
     introspection: !opts.production,
     includeStacktraceInErrorResponses: !opts.production,
+    // SIGTERM is the lifecycle's (readiness, drain delay, ordered close): outside NODE_ENV=test
+    // Apollo Server would otherwise stop the server itself and re-send the signal at once.
+    stopOnTerminationSignals: false,
     formatError: formatErrorFor(log, opts.production),
     // No Apollo Studio here: federated traces would only cost time.
     plugins: [
@@ -109,7 +117,8 @@ export async function startSubgraphServer<C extends SubgraphContext>(opts: Subgr
   app.use(
     '/graphql',
     authenticate,
-    express.json({ limit: '1mb' }),
+    // What the router accepts (ingestDocument's pasted text) must fit here too, with the query the gateway writes.
+    express.json({ limit: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES }),
     expressMiddleware(apollo, { context: async ({ res }) => opts.createContext(res.locals['base'] as SubgraphContext) }),
   );
 

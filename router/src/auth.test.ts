@@ -109,6 +109,34 @@ describe('authenticator', () => {
     expect(identity.userId).toBe('alice');
   });
 
+  it('rejects a token issued in the future, beyond the clock tolerance, and says why', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const future = await new SignJWT({ sub: 'alice', role: 'STUDENT' })
+      .setProtectedHeader({ alg: 'RS256', kid: good.publicJwk.kid! })
+      .setIssuedAt(now + 600)
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setExpirationTime(now + 900)
+      .sign(await importJWK(good.privateJwk, 'RS256'));
+    const refused = auth.authenticate(`Bearer ${future}`);
+    await expect(refused).rejects.toThrow(AuthError);
+    await expect(refused).rejects.toMatchObject({ reason: 'CLAIM_INVALID', message: expect.stringMatching(/"iat".*future/) });
+    // Refused every time: a refusal is never remembered as a verified token.
+    expect(await reason(`Bearer ${future}`)).toBe('CLAIM_INVALID');
+  });
+
+  it('accepts a token issued less than the clock tolerance in the future', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const skewed = await new SignJWT({ sub: 'alice', role: 'STUDENT' })
+      .setProtectedHeader({ alg: 'RS256', kid: good.publicJwk.kid! })
+      .setIssuedAt(now + 2)
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setExpirationTime(now + 300)
+      .sign(await importJWK(good.privateJwk, 'RS256'));
+    expect((await auth.authenticate(`Bearer ${skewed}`)).userId).toBe('alice');
+  });
+
   it('rejects alg "none"', async () => {
     const unsigned = new UnsecuredJWT({ sub: 'alice', role: 'ADMIN' })
       .setIssuer(issuer)

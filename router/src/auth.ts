@@ -96,6 +96,11 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
     } catch (err) {
       throw translate(err);
     }
+    // jose checks iat only against a maximum token age: a token issued in the future (a wrong
+    // clock at the issuer, or a token minted to outlive its rotation) is refused here.
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + config.clockToleranceS) {
+      throw new AuthError('CLAIM_INVALID', 'Token claim "iat" is in the future');
+    }
     const sub = payload.sub;
     if (typeof sub !== 'string' || !USER_ID.test(sub)) {
       throw new AuthError('CLAIM_INVALID', 'The "sub" claim must be 1 to 128 word characters');

@@ -9,11 +9,14 @@ const list = z.string().transform((v) =>
     .filter(Boolean),
 );
 
-const schema = z
+/** Exported for the deployment checks (tests/deploy): compose passes only these variables. */
+export const schema = z
   .object({
     NODE_ENV: envParts.nodeEnv,
     HOST: envParts.host,
     PORT: envParts.port(4000),
+    /** /metrics and /ready with details: an internal port, never published (Prometheus scrapes it). */
+    OPS_PORT: envParts.port(9400),
     LOG_LEVEL: envParts.logLevel,
     LOG_FORMAT: envParts.logFormat,
 
@@ -40,22 +43,44 @@ const schema = z
     RATE_LIMIT_STUDENT: envParts.positiveInt(120),
     RATE_LIMIT_TEACHER: envParts.positiveInt(300),
     RATE_LIMIT_ADMIN: envParts.positiveInt(1000),
+    /** A request takes one point; an operation round(cost / this), at least one. */
+    RATE_LIMIT_COST_PER_POINT: envParts.positiveInt(100),
+
+    /** What one operation may ask, over HTTP and in a subscription (router/src/limits.ts). */
+    QUERY_MAX_TOKENS: envParts.positiveInt(1000),
+    QUERY_MAX_DEPTH: envParts.positiveInt(10),
+    /** `__typename` counts. */
+    QUERY_MAX_ALIASES: z.coerce.number().int().min(0).default(15),
+    QUERY_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(5),
+    QUERY_MAX_COST: envParts.positiveInt(5000),
 
     INTROSPECTION: envParts.bool.optional(),
     CORS_ORIGINS: list.default([]),
     SANDBOX_DEV_TOKEN: z.string().optional(),
-    /** 4 MiB: room for ingestDocument's pasted text (1,000,000 characters) in a JSON body. */
-    MAX_BODY_BYTES: envParts.positiveInt(4 * 1024 * 1024),
+    /**
+     * 6 MiB: room for ingestDocument's largest pasted text however the client encodes its JSON: each of
+     * its 1,000,000 UTF-16 units takes at most 6 bytes (`\uXXXX`), 3 as raw UTF-8. The subgraphs'
+     * MAX_BODY_BYTES must be larger.
+     */
+    MAX_BODY_BYTES: envParts.positiveInt(6 * 1024 * 1024),
     /** Where uploads are stored; shared with the workers. */
     BLOB_DIR: z.string().min(1).default('.data/blobs'),
     UPLOAD_MAX_BYTES: envParts.positiveInt(100 * 1024 * 1024),
     UPLOAD_TTL_S: envParts.positiveInt(24 * 3600),
+    /** Bytes a user may upload per UTC day (files here, pasted texts at the rag subgraph); 0: no limit. */
+    UPLOAD_DAILY_BYTES_PER_USER: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(2 * 1024 ** 3),
     /** Checks Document.fileUrl links (GET /files/...); the rag subgraph signs them with the same secret. Unset: refused. */
     FILE_URL_SECRET: z.string().min(32).optional(),
     WS_MAX_CONNECTIONS_PER_USER: envParts.positiveInt(10),
     WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: envParts.positiveInt(100),
     /** answerStream: how often a streamed answer's status is re-read, in case its done event never comes. */
     ANSWER_RECHECK_MS: z.coerce.number().int().min(50).max(600_000).default(10_000),
+    /** Task subscriptions: how often a task that is not final is re-read, in case its final event never comes. */
+    TASK_RECHECK_MS: z.coerce.number().int().min(50).max(600_000).default(10_000),
     DRAIN_DELAY_MS: envParts.ms(0),
     SHUTDOWN_TIMEOUT_MS: envParts.ms(15_000),
   })

@@ -33,14 +33,30 @@ async function main() {
   const router = await startRouter({
     events,
     answers: { hub: answerHub, readHistory: (messageId) => readAnswerHistory(redis, messageId), recheckMs: env.ANSWER_RECHECK_MS },
-    uploads: { blobStore: createLocalBlobStore(env.BLOB_DIR), redis: queueRedis, maxBytes: env.UPLOAD_MAX_BYTES, ttlS: env.UPLOAD_TTL_S },
+    uploads: {
+      blobStore: createLocalBlobStore(env.BLOB_DIR),
+      redis: queueRedis,
+      maxBytes: env.UPLOAD_MAX_BYTES,
+      ttlS: env.UPLOAD_TTL_S,
+      dailyBytesPerUser: env.UPLOAD_DAILY_BYTES_PER_USER,
+    },
     fileUrlSecret: env.FILE_URL_SECRET,
     subscriptionLimits: {
       maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,
       maxSubscriptionsPerConnection: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      taskRecheckMs: env.TASK_RECHECK_MS,
     },
     host: env.HOST,
     port: env.PORT,
+    opsPort: env.OPS_PORT,
+    queryLimits: {
+      maxTokens: env.QUERY_MAX_TOKENS,
+      maxDepth: env.QUERY_MAX_DEPTH,
+      maxAliases: env.QUERY_MAX_ALIASES,
+      maxDirectives: env.QUERY_MAX_DIRECTIVES,
+      maxCost: env.QUERY_MAX_COST,
+      costPerPoint: env.RATE_LIMIT_COST_PER_POINT,
+    },
     production,
     introspection: env.INTROSPECTION ?? !production,
     supergraphPath: env.SUPERGRAPH_PATH,
@@ -72,7 +88,7 @@ async function main() {
     // After the WebSocket server: no subscription listens any more.
     closeSteps: [{ name: 'redis', run: () => Promise.all([events.close(), answerHub.close(), redis.quit(), queueRedis.quit()]) }],
   });
-  log.info({ url: router.url }, 'router ready');
+  log.info({ url: router.url, opsUrl: router.opsUrl }, 'router ready');
 }
 
 runMain(main);

@@ -27,6 +27,19 @@ describe('per-user rate limit in Redis', () => {
     expect(retryAfterS).toBeLessThanOrEqual(30);
   });
 
+  it('takes the points an operation costs: an expensive one uses the budget up faster', async () => {
+    const limiter = createRateLimiter(redis, { windowS: 30, perRole: { STUDENT: 10, TEACHER: 10, ADMIN: 10 } });
+    const student = { userId: `u-${randomUUID()}`, role: 'STUDENT' as const };
+    const first = await limiter.consume(student);
+    expect(first).toEqual({ allowed: true, limit: 10, remaining: 9 });
+    const costly = await limiter.consume(student, 7);
+    expect(costly).toEqual({ allowed: true, limit: 10, remaining: 2 });
+    // Three points are not there any more: refused, with a retry time.
+    const refused = await limiter.consume(student, 3);
+    expect(refused.allowed).toBe(false);
+    expect(refused.allowed ? 0 : refused.retryAfterS).toBeGreaterThanOrEqual(1);
+  });
+
   it('counts atomically across concurrent requests and across limiter instances (router replicas)', async () => {
     const replicaA = createRateLimiter(redis, { windowS: 30, perRole: { STUDENT: 50, TEACHER: 50, ADMIN: 50 } });
     const replicaB = createRateLimiter(redis, { windowS: 30, perRole: { STUDENT: 50, TEACHER: 50, ADMIN: 50 } });

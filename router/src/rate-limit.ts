@@ -10,12 +10,14 @@ export interface RateLimitConfig {
 export type RateDecision = { allowed: true; limit: number; remaining: number } | { allowed: false; limit: number; retryAfterS: number };
 
 export interface RateLimiter {
-  consume(identity: Identity): Promise<RateDecision>;
+  /** Takes `points` (default 1) from the user's budget: a request's first point, or what its cost adds. */
+  consume(identity: Identity, points?: number): Promise<RateDecision>;
 }
 
 /**
  * Per-user fixed-window limits in Redis (atomic, shared by every router
- * replica), one budget per role. If Redis is unreachable each replica falls
+ * replica), one budget of points per role: a request takes one point, and an
+ * operation what its estimated cost adds (see limits.ts). If Redis is unreachable each replica falls
  * back to an in-memory limiter instead of failing every request.
  */
 export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitConfig): RateLimiter {
@@ -33,10 +35,10 @@ export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitC
   ) as Record<Role, RateLimiterRedis>;
 
   return {
-    async consume(identity) {
+    async consume(identity, points = 1) {
       const limit = perRole[identity.role];
       try {
-        const res = await limiters[identity.role].consume(identity.userId, 1);
+        const res = await limiters[identity.role].consume(identity.userId, Math.max(1, Math.ceil(points)));
         return { allowed: true, limit, remaining: res.remainingPoints };
       } catch (rejection) {
         if (rejection instanceof RateLimiterRes) {

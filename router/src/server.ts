@@ -15,7 +15,7 @@ import type { AssertionSigner } from '@lib/internal-auth.js';
 import { createLifecycle, type Lifecycle, type ShutdownStep } from '@lib/lifecycle.js';
 import type { Logger } from '@lib/logger.js';
 import { latencyHistogram, metricsPlugin, type ServiceMetrics } from '@lib/metrics.js';
-import { mountProbes } from '@lib/probes.js';
+import { mountProbes, startOpsServer } from '@lib/probes.js';
 import { requestIdFrom } from '@lib/request-id.js';
 import { AuthError, KeySourceError, type Authenticator } from './auth.js';
 import type { RouterContext } from './context.js';
@@ -30,10 +30,13 @@ import type { AnswerStreamDeps } from './answer-stream.js';
 import type { TaskEventStream } from '@lib/tasks/events.js';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
+import { createQueryGuard, type QueryLimits } from './limits.js';
 
 export interface RouterOptions {
   host: string;
   port: number;
+  /** Port of /metrics and /ready with details (internal network only); 0 picks a free one. */
+  opsPort: number;
   production: boolean;
   introspection: boolean;
   supergraphPath: string;
@@ -55,6 +58,8 @@ export interface RouterOptions {
   /** `answerStream`: the hub of live answer events, the history reader, the recheck period. */
   answers: AnswerStreamDeps;
   subscriptionLimits: SubscriptionLimits;
+  /** What one operation may ask (tokens, depth, aliases, directives, cost) and how its cost is charged. */
+  queryLimits: QueryLimits;
   /** POST /uploads: where files go and how big they may be. */
   uploads: Omit<UploadHandlerDeps, 'log'>;
   /** GET /files/...: signed links to documents' files (Document.fileUrl), checked with this secret; unset, refused. */
@@ -78,6 +83,8 @@ const subscriptionsOverWebSocket: ApolloServerPlugin<RouterContext> = {
 
 export interface RunningRouter {
   url: string;
+  /** Base URL of the operational endpoints (/health, /ready with details, /metrics). */
+  opsUrl: string;
   server: Server;
   lifecycle: Lifecycle;
   gateway: ApolloGateway;
@@ -153,16 +160,37 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
         footer: false,
       });
 
+  const guard = createQueryGuard({
+    limits: opts.queryLimits,
+    production: opts.production,
+    onRateLimited: (context, decision) => {
+      const identity = (context as RouterContext).identity;
+      rateLimited.inc({ role: identity.role });
+      (context as RouterContext).log.warn({ retryAfterS: decision.retryAfterS, cost: context.cost }, 'request refused: rate limited');
+    },
+  });
+  const formatError = formatErrorFor(log, opts.production);
+
   const apollo = new ApolloServer<RouterContext>({
     gateway,
     introspection: opts.introspection,
     includeStacktraceInErrorResponses: !opts.production,
-    formatError: formatErrorFor(log, opts.production),
+    formatError: (formatted, error) => formatError(guard.formatError(formatted), error),
+    parseOptions: guard.parseOptions,
+    validationRules: guard.validationRules,
+    // Stated, though they are Apollo Server's defaults: one operation per request, and no
+    // operation from a request a browser may send cross-site without a preflight.
+    allowBatchedHttpRequests: false,
+    csrfPrevention: true,
+    // SIGTERM is the lifecycle's (readiness, DRAIN_DELAY_MS, ordered close): outside NODE_ENV=test
+    // Apollo Server would otherwise stop the server itself and re-send the signal at once.
+    stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: server }),
       metricsPlugin(metrics),
       requestLogPlugin<RouterContext>(),
       subscriptionsOverWebSocket,
+      ...guard.plugins,
       landingPage,
     ],
   });
@@ -180,6 +208,28 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     limits: opts.subscriptionLimits,
     rateLimiter: opts.rateLimiter,
     answers: opts.answers,
+    guard,
+  });
+
+  // /metrics and /ready with each check's result: on the internal port only.
+  const probeChecks = {
+    supergraph: async () => {
+      if (!gateway.schema) throw new Error('no supergraph loaded');
+    },
+    ...opts.checks,
+  };
+  let draining = () => false;
+  const ops = await startOpsServer({
+    host: opts.host,
+    port: opts.opsPort,
+    lifecycle: {
+      get draining() {
+        return draining();
+      },
+    },
+    registry: metrics.registry,
+    log,
+    checks: probeChecks,
   });
 
   const lifecycle = createLifecycle({
@@ -191,8 +241,11 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       { name: 'subscriptions', run: () => subscriptions.close() },
       { name: 'http', run: () => apollo.stop() },
       ...opts.closeSteps,
+      // Last: readiness stays observable (503) on the internal port until the end.
+      { name: 'ops', run: () => ops.close() },
     ],
   });
+  draining = () => lifecycle.draining;
 
   // Every request gets an id (the client's, if it is safe to log) and a logger carrying it.
   app.use((req, res, next) => {
@@ -202,17 +255,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     res.locals['log'] = log.child({ reqId: requestId });
     next();
   });
-  mountProbes(app, {
-    lifecycle,
-    registry: metrics.registry,
-    log,
-    checks: {
-      supergraph: async () => {
-        if (!gateway.schema) throw new Error('no supergraph loaded');
-      },
-      ...opts.checks,
-    },
-  });
+  // The public port: /health for load balancers, /ready as a status only (no dependency errors), no /metrics.
+  mountProbes(app, { lifecycle, registry: metrics.registry, log, checks: probeChecks }, { details: false, metrics: false });
 
   const allowedOrigins = new Set([...opts.corsOrigins, ...(opts.production ? [] : SANDBOX_ORIGINS)]);
   const corsMiddleware = cors({
@@ -222,11 +266,28 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     maxAge: 600,
   });
 
-  const isLandingPage = (req: Request) =>
-    req.method === 'GET' && req.query['query'] === undefined && (req.headers.accept ?? '').includes('text/html');
+  /**
+   * Exactly when Apollo Server answers with the landing page's HTML instead of running anything:
+   * a GET whose Accept prefers text/html over every GraphQL response type (the same negotiation,
+   * same order), with a landing page enabled (never in production). Any other request, GET
+   * included, is authenticated and rate-limited like a POST; and the context refuses one without
+   * an identity, should the two ever disagree.
+   */
+  const servesLandingPage = (req: Request) =>
+    !opts.production &&
+    req.method === 'GET' &&
+    !!req.headers.accept &&
+    req.accepts([
+      'application/json; charset=utf-8',
+      'application/graphql-response+json; charset=utf-8',
+      'multipart/mixed; deferSpec=20220824',
+      'multipart/mixed; incrementalSpec=v0.2',
+      'multipart/mixed',
+      'text/html',
+    ]) === 'text/html';
 
   const authenticate = async (req: Request, res: Response, next: NextFunction) => {
-    if (isLandingPage(req)) return next();
+    if (servesLandingPage(req)) return next();
     const reqLog = res.locals['log'] as Logger;
     try {
       const identity = await authenticator.authenticate(req.headers.authorization);
@@ -280,11 +341,21 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     limit,
     express.json({ limit: opts.maxBodyBytes }),
     expressMiddleware(apollo, {
-      context: async ({ res }) => ({
-        identity: res.locals['identity'] as RouterContext['identity'],
-        requestId: res.locals['requestId'] as string,
-        log: res.locals['log'] as Logger,
-      }),
+      context: async ({ res }): Promise<RouterContext> => {
+        const identity = res.locals['identity'] as RouterContext['identity'] | undefined;
+        if (!identity) {
+          throw new GraphQLError('Missing bearer token in the Authorization header', {
+            extensions: { code: ErrorCode.UNAUTHENTICATED, reason: 'MISSING_TOKEN', http: { status: 401 } },
+          });
+        }
+        return {
+          identity,
+          requestId: res.locals['requestId'] as string,
+          log: res.locals['log'] as Logger,
+          // The first point was taken by `limit`; what the operation's cost adds is taken here.
+          chargeCost: (points) => opts.rateLimiter.consume(identity, points),
+        };
+      },
     }),
   );
 
@@ -292,13 +363,18 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) ((res.locals['log'] as Logger | undefined) ?? log).error({ err }, 'request failed');
-    const code = status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : ErrorCode.BAD_USER_INPUT;
-    const message = status === 413 ? 'Request body too large' : status === 500 ? 'Internal server error' : err.message;
-    res.status(status).json(errorBody(code, message));
+    const code = status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.BAD_USER_INPUT;
+    const message =
+      status === 413
+        ? `Request body too large: at most ${opts.maxBodyBytes} bytes`
+        : status === 500
+          ? 'Internal server error'
+          : err.message;
+    res.status(status).json(errorBody(code, message, status === 413 ? { maxBytes: opts.maxBodyBytes } : {}));
   });
 
   await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://${opts.host === '0.0.0.0' ? 'localhost' : opts.host}:${port}/graphql`;
-  return { url, server, lifecycle, gateway };
+  return { url, opsUrl: ops.url, server, lifecycle, gateway };
 }

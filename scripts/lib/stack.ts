@@ -8,6 +8,11 @@ export interface ServiceProcess {
   name: string;
   child: ChildProcess;
   url: string;
+  /**
+   * Base URL of its /metrics and /ready with details: the router's internal port (OPS_PORT), or
+   * the service's own port (subgraphs, workers), from its "ready" line.
+   */
+  opsUrl: string;
   /** Every stdout/stderr line so far (parsed when JSON). */
   lines: string[];
   exited: Promise<number | null>;
@@ -40,7 +45,7 @@ export interface Stack {
 
 /** The project's own settings, as opposed to the machine's (PATH, HOME, NODE_OPTIONS, ...). */
 const PROJECT_VARIABLES =
-  /^(VECTOR_STORE|QDRANT_|EMBEDDINGS_|LLM_|RATE_LIMIT_|JWT_|SUBGRAPH_|INTERNAL_JWT_|DATABASE_URL|REDIS_URL|CACHE_REDIS_URL|BLOB_DIR|PORT|HOST)/;
+  /^(VECTOR_STORE|QDRANT_|EMBEDDINGS_|LLM_|RATE_LIMIT_|QUERY_MAX_|JWT_|SUBGRAPH_|INTERNAL_JWT_|DATABASE_URL|REDIS_URL|CACHE_REDIS_URL|BLOB_DIR|PORT|OPS_PORT|HOST)/;
 
 /**
  * A service's environment: the parent's (with or without the project's settings, see
@@ -101,11 +106,12 @@ export function startService(
       opts.onLine?.(name, line);
       if (ready || !line.startsWith('{')) return;
       try {
-        const entryLog = JSON.parse(line) as { msg?: string; url?: string };
+        const entryLog = JSON.parse(line) as { msg?: string; url?: string; opsUrl?: string };
         if (READY_MESSAGES.has(entryLog.msg ?? '') && entryLog.url) {
           clearTimeout(timer);
           ready = true;
-          resolve({ name, child, url: entryLog.url, lines, exited });
+          const opsUrl = entryLog.opsUrl ?? entryLog.url.replace(/\/graphql$/, '');
+          resolve({ name, child, url: entryLog.url, opsUrl, lines, exited });
         }
       } catch {}
     };
@@ -171,9 +177,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     );
     for (const w of workers) services[w.name] = w;
     const urls = Object.fromEntries(subgraphs.map((s) => [`SUBGRAPH_${s.name.toUpperCase()}_URL`, s.url]));
+    // The router's internal port (/metrics, /ready with details): fixed when given as `router-ops`,
+    // its default (9400) beside a fixed router port (npm run dev), else any free one.
+    const opsPort = opts.ports?.['router-ops'] ?? (opts.ports?.['router'] === undefined ? 0 : undefined);
     services['router'] = await startService(
       'router',
-      { ...opts.env, ...urls, PORT: String(opts.ports?.['router'] ?? 0), ...opts.perService?.['router'] },
+      {
+        ...opts.env,
+        ...urls,
+        PORT: String(opts.ports?.['router'] ?? 0),
+        ...(opsPort === undefined ? {} : { OPS_PORT: String(opsPort) }),
+        ...opts.perService?.['router'],
+      },
       opts,
     );
     return { routerUrl: services['router'].url, services, stop };

@@ -83,7 +83,7 @@ describe('answerStream over graphql-ws', () => {
     }
   };
   const sentByRouter = async () => {
-    const metrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
+    const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
     return Number(/^subscription_messages_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? NaN);
   };
 

@@ -50,8 +50,8 @@ describe('router', () => {
       const introspection = await post('{ __schema { queryType { name } } }');
       expect(introspection.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
       const page = await fetch(router.url, { headers: { accept: 'text/html' } });
-      // No page at all: the request is answered as a (refused) GraphQL GET, not with HTML.
-      expect(page.status).toBe(400);
+      // No page at all: the request is a GraphQL GET like any other, refused without a token, never HTML.
+      expect(page.status).toBe(401);
       expect(page.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await page.text()).not.toMatch(/EmbeddedSandbox/);
       expect((await post('{ myCourses { id } }')).body).toEqual({ data: { myCourses: [] } });
@@ -79,27 +79,39 @@ describe('router', () => {
     for (let i = 0; i < STUDENT_LIMIT + 1; i++) {
       expect({ request: i + 1, status: (await teacher('{ myCourses { id } }')).status }).toEqual({ request: i + 1, status: 200 });
     }
-    const metrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
+    const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/rate_limit_rejections_total\{[^}]*role="STUDENT"[^}]*\} [1-9]/);
   });
 
   it('serves /health, /ready and /metrics on the router and every subgraph', async () => {
     for (const service of Object.values(stack.services)) {
+      // /health on the service's own port; /ready with details and /metrics where they are served (the router's internal port).
       const base = service.url.replace('/graphql', '');
       const health = (await fetch(`${base}/health`)).status;
-      const ready = (await fetch(`${base}/ready`)).status;
-      const metrics = await (await fetch(`${base}/metrics`)).text();
-      expect({ service: service.name, health, ready, processMetrics: /process_cpu_seconds_total/.test(metrics) }).toEqual({
+      const ready = await fetch(`${service.opsUrl}/ready`);
+      const metrics = await (await fetch(`${service.opsUrl}/metrics`)).text();
+      expect({
+        service: service.name,
+        health,
+        ready: ready.status,
+        checks: Object.values(((await ready.json()) as { checks: Record<string, string> }).checks).every((c) => c === 'ok'),
+        processMetrics: /process_cpu_seconds_total/.test(metrics),
+      }).toEqual({
         service: service.name,
         health: 200,
         ready: 200,
+        checks: true,
         processMetrics: true,
       });
     }
+    // The router's public port: readiness as a status only, no metrics.
+    const publicBase = stack.routerUrl.replace('/graphql', '');
+    expect(await (await fetch(`${publicBase}/ready`)).json()).toEqual({ status: 'ready' });
+    expect((await fetch(`${publicBase}/metrics`)).status).toBe(404);
     const asTeacher = await stack.as(stack.user('metered'), 'TEACHER');
     expect((await stack.gql('{ myCourses { id } }', {}, { headers: { authorization: 'Bearer not.a.jwt' } })).status).toBe(401);
     await asTeacher('query MeteredOp { myCourses { id } }');
-    const routerMetrics = await (await fetch(stack.routerUrl.replace('/graphql', '/metrics'))).text();
+    const routerMetrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
     expect(routerMetrics).toMatch(/graphql_requests_total\{[^}]*operation="MeteredOp",outcome="success"[^}]*\} 1/);
     expect(routerMetrics).toMatch(/graphql_request_duration_seconds_bucket\{le="\+Inf"[^}]*operation="MeteredOp"[^}]*\} 1/);
     expect(routerMetrics).toMatch(/subgraph_fetch_duration_seconds_count\{[^}]*subgraph="rag"[^}]*outcome="success"[^}]*\} [1-9]/);
@@ -141,7 +153,7 @@ describe('router', () => {
     const huge = await fetch(stack.routerUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query: `{ myCourses { id } } #${'x'.repeat(1_100_000)}` }),
+      body: JSON.stringify({ query: `{ myCourses { id } } #${'x'.repeat(6_500_000)}` }),
     });
     expect(huge.status).toBe(413);
   });

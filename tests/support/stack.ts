@@ -105,6 +105,7 @@ export function startExtraRouter(stack: TestStack, name: string, env: Record<str
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
     PORT: '0',
+    OPS_PORT: '0',
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
     REDIS_URL: testInfra().REDIS_URL,

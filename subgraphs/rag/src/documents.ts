@@ -10,9 +10,24 @@ import type { JobQueues } from '@lib/jobs/queues.js';
 import type { Logger } from '@lib/logger.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
 import type { TaskStore } from '@lib/tasks/store.js';
-import { consumeUpload, getUpload, saveUpload, type UploadMeta } from '@lib/uploads.js';
+import {
+  consumeUpload,
+  createDailyUploadQuota,
+  dailyQuotaRefusal,
+  formatBytes,
+  getUpload,
+  saveUpload,
+  type UploadMeta,
+} from '@lib/uploads.js';
 
 export const MAX_TEXT_CHARS = 1_000_000;
+
+export interface DocumentQuotas {
+  /** Bytes a user may send per UTC day, counted with the router's uploads (lib/uploads.ts); 0: no limit. */
+  dailyUploadBytesPerUser: number;
+  /** Bytes of files (uploads and pasted texts) a course may hold; 0: no limit. */
+  courseStorageBytes: number;
+}
 
 export interface DocumentDeps {
   prisma: PrismaClient;
@@ -21,6 +36,8 @@ export interface DocumentDeps {
   queues: JobQueues;
   tasks: TaskStore;
   retrieval: Retrieval;
+  /** Unset: no limits. */
+  quotas?: DocumentQuotas | undefined;
 }
 
 export interface DocumentContext extends AccessContext {
@@ -62,6 +79,23 @@ export interface IngestInput {
 
 const taskRef = (id: string) => ({ __typename: 'Task', id });
 
+/** What the course's documents take in the blob store (failed ones keep their file too). */
+async function courseStorageUsed(db: Pick<PrismaClient, 'document'>, courseId: string): Promise<number> {
+  const { _sum } = await db.document.aggregate({ where: { courseId }, _sum: { sizeBytes: true } });
+  return _sum.sizeBytes ?? 0;
+}
+
+/** QUOTA_EXCEEDED when `bytes` more do not fit in the course's storage. */
+function checkCourseStorage(limitBytes: number, usedBytes: number, bytes: number) {
+  if (limitBytes <= 0 || usedBytes + bytes <= limitBytes) return;
+  throw appError(
+    ErrorCode.QUOTA_EXCEEDED,
+    `The course's storage is full: its documents take ${formatBytes(usedBytes)} of ${formatBytes(limitBytes)}, ` +
+      `and this one needs ${formatBytes(bytes)} more; delete documents the course no longer needs`,
+    { limitBytes, usedBytes, requestedBytes: bytes },
+  );
+}
+
 /**
  * Records the document and its task in one transaction, then enqueues the job
  * (job id = task id). If Redis fails after the commit, the worker's reconciler
@@ -88,8 +122,12 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
   };
   const seen = await existing();
   if (seen) return taskRef(seen.id);
+  const quotas = ctx.docs.quotas ?? { dailyUploadBytesPerUser: 0, courseStorageBytes: 0 };
 
   let consumedUpload: UploadMeta | null = null;
+  /** A pasted text's bytes counted against the day, given back if it is not stored after all. */
+  let countedText: { bytes: number; day: string } | null = null;
+  const dailyQuota = createDailyUploadQuota(ctx.docs.redis, quotas.dailyUploadBytesPerUser);
   let source: { blobKey: string; format: Document['format']; sizeBytes: number; sha256: string; filename: string | null };
   if (hasUpload) {
     const uploadId = input.uploadId!;
@@ -99,6 +137,8 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
         'Upload not found: it may have expired (uploads wait a limited time to be ingested) or belong to someone else',
         'uploadId',
       );
+    // Refused before the upload is consumed: it can still go to another course.
+    checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), meta.size);
     const consumed = await consumeUpload(ctx.docs.redis, uploadId, owner);
     if (!consumed) throw badInput('This upload was already used for another document', 'uploadId');
     consumedUpload = consumed;
@@ -116,18 +156,35 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
       throw badInput(`The text is longer than ${MAX_TEXT_CHARS.toLocaleString('en')} characters; upload it as a file instead`, 'text');
     const format = input.format ?? 'MARKDOWN';
     if (format === 'PDF') throw badInput('Pasted text cannot be a PDF; upload the file instead', 'format');
-    const blob = await ctx.docs.blobs.put(`texts/${randomUUID()}`, Readable.from([Buffer.from(text, 'utf8')]), {
-      maxBytes: 4 * MAX_TEXT_CHARS + 16,
-    });
-    source = { blobKey: blob.key, format, sizeBytes: blob.size, sha256: blob.sha256, filename: null };
+    const bytes = Buffer.from(text, 'utf8');
+    checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), bytes.length);
+    // Pasted text counts against the day's upload quota, as a file sent to POST /uploads does.
+    const reservation = await dailyQuota.reserve(owner, bytes.length);
+    if (!reservation.ok) {
+      const { message, extensions } = dailyQuotaRefusal(reservation.usage, bytes.length);
+      throw appError(ErrorCode.RATE_LIMITED, message, extensions);
+    }
+    if (dailyQuota.enabled) countedText = { bytes: bytes.length, day: reservation.day };
+    try {
+      const blob = await ctx.docs.blobs.put(`texts/${randomUUID()}`, Readable.from([bytes]), { maxBytes: 4 * MAX_TEXT_CHARS + 16 });
+      source = { blobKey: blob.key, format, sizeBytes: blob.size, sha256: blob.sha256, filename: null };
+    } catch (err) {
+      await dailyQuota.release(owner, bytes.length, reservation.day).catch(() => {});
+      throw err;
+    }
   }
 
   const taskId = randomUUID();
   const documentId = randomUUID();
   const payload = { taskId, documentId, courseId };
   try {
-    await ctx.prisma.$transaction([
-      ctx.prisma.task.create({
+    await ctx.prisma.$transaction(async (tx) => {
+      if (quotas.courseStorageBytes > 0) {
+        // One ingestion of the course at a time past this point, so two cannot both take the last room.
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`course-storage:${courseId}`}, 0))`;
+        checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(tx, courseId), source.sizeBytes);
+      }
+      await tx.task.create({
         data: {
           id: taskId,
           kind: 'INGEST_DOCUMENT',
@@ -137,13 +194,14 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
           payload,
           message: 'Waiting for a worker',
         },
-      }),
-      ctx.prisma.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } }),
-    ]);
+      });
+      await tx.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } });
+    });
   } catch (err) {
-    // Give the upload back, so the teacher can try again with the same id; drop a pasted text's file.
+    // Give the upload back, so the teacher can try again with the same id; drop a pasted text's file and its bytes.
     if (consumedUpload) await saveUpload(ctx.docs.redis, consumedUpload).catch(() => {});
     else await ctx.docs.blobs.delete(source.blobKey).catch(() => {});
+    if (countedText) await dailyQuota.release(owner, countedText.bytes, countedText.day).catch(() => {});
     // Two requests with the same key at once: the loser returns the winner's task.
     if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
       const winner = await existing();

@@ -4,6 +4,7 @@ import { runMain } from '@lib/lifecycle.js';
 import { redisOptionsFromUrl } from '@lib/redis.js';
 import { createRetrieval } from '@lib/search/retrieval.js';
 import { createSubgraphBase } from '@lib/subgraph-main.js';
+import { signFileLink } from '@lib/file-links.js';
 import { createTaskInfra } from '@lib/tasks/infra.js';
 import { createContextFactory } from './context.js';
 import { readEnv } from './environment.js';
@@ -31,8 +32,12 @@ async function main() {
         blobs: createLocalBlobStore(env.BLOB_DIR),
         queues: infra.queues,
         tasks: infra.tasks,
+        quotas: { dailyUploadBytesPerUser: env.UPLOAD_DAILY_BYTES_PER_USER, courseStorageBytes: env.COURSE_STORAGE_BYTES },
       },
       { retrieval, cache, metrics: createSearchMetrics(base.metrics.registry) },
+      env.FILE_URL_SECRET
+        ? (target) => signFileLink(env.FILE_URL_SECRET!, target, Date.now() / 1000 + env.FILE_URL_TTL_S, env.PUBLIC_URL ?? '')
+        : undefined,
     ),
     checks: { redis: () => infra.redis.ping() },
     closeSteps: [{ name: 'redis', run: () => Promise.all([infra.close(), cache === infra.redis ? null : cache.quit()]) }],

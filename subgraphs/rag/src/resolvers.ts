@@ -4,9 +4,17 @@ import type { Course, CourseMember } from '@lib/db/client.js';
 import { DateTime } from '@lib/scalars.js';
 import type { RagContext } from './context.js';
 import { addCourseMember, createCourse, getCourse, myCourses, removeCourseMember, visibleMembers } from './courses.js';
-import { courseDocuments, deleteDocument, getDocument, ingestDocument, taskDocument, type IngestInput } from './documents.js';
+import {
+  courseDocuments,
+  deleteDocument,
+  getDocument,
+  ingestDocument,
+  MAX_TEXT_CHARS,
+  taskDocument,
+  type IngestInput,
+} from './documents.js';
 import type { Document } from '@lib/db/client.js';
-import { reindexCourse, searchPassages, type Passage } from './search.js';
+import { MAX_LIMIT, MAX_QUERY_CHARS, reindexCourse, searchPassages, type Passage } from './search.js';
 
 export const resolvers: GraphQLResolverMap<RagContext> = {
   DateTime,
@@ -15,6 +23,12 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
     myCourses: (_: unknown, __: unknown, ctx: RagContext) => myCourses(ctx),
     document: (_: unknown, { id }: { id: string }, ctx: RagContext) => getDocument(ctx, id),
     search: (_: unknown, args: Parameters<typeof searchPassages>[1], ctx: RagContext) => searchPassages(ctx, args),
+    limits: () => ({
+      titleMaxChars: 200,
+      pastedTextMaxChars: MAX_TEXT_CHARS,
+      searchQueryMaxChars: MAX_QUERY_CHARS,
+      searchLimitMax: MAX_LIMIT,
+    }),
   },
   Mutation: {
     createCourse: (_: unknown, { input }: { input: { title: string; description?: string | null } }, ctx: RagContext) =>
@@ -38,6 +52,8 @@ export const resolvers: GraphQLResolverMap<RagContext> = {
     error: (d: Document) => (d.errorCode ? { code: d.errorCode, message: d.errorMessage ?? d.errorCode } : null),
     course: (d: Document, _: unknown, ctx: RagContext) => ctx.courses.load(d.courseId),
     task: (d: Document) => (d.taskId ? { __typename: 'Task', id: d.taskId } : null),
+    fileUrl: (d: Document, _: unknown, ctx: RagContext) =>
+      ctx.fileLinks?.({ documentId: d.id, blobKey: d.blobKey, format: d.format, filename: d.filename }) ?? null,
   },
   Passage: {
     document: (p: Passage, _: unknown, ctx: RagContext) => ctx.documents.load(p.documentId),

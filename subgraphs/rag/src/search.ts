@@ -149,22 +149,39 @@ export async function searchPassages(
   return passages;
 }
 
-/** Starts a REINDEX_COURSE task (teachers and admins). */
+/**
+ * Starts a REINDEX_COURSE task (teachers and admins). One re-index per course at a time: while
+ * one is ACCEPTED or RUNNING, that task is returned instead of a new one.
+ */
 export async function reindexCourse(ctx: SearchContext, rawCourseId: string) {
   const courseId = assertUuid(rawCourseId, 'courseId');
   if (!(await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) throw notFound('Course');
   await requireCourseTeacher(ctx, courseId);
   const taskId = randomUUID();
-  const task = await ctx.prisma.task.create({
-    data: {
-      id: taskId,
-      kind: 'REINDEX_COURSE',
-      ownerId: ctx.identity.userId,
-      courseId,
-      payload: { taskId, courseId },
-      message: 'Waiting for a worker',
-    },
+  const { task, running } = await ctx.prisma.$transaction(async (tx) => {
+    // Two requests at once: the second waits here, then finds the first one's task.
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`reindex:${courseId}`}, 0))`;
+    const running = await tx.task.findFirst({
+      where: { courseId, kind: 'REINDEX_COURSE', status: { in: ['ACCEPTED', 'RUNNING'] } },
+      orderBy: { createdAt: 'desc' },
+    });
+    if (running) return { task: running, running: true };
+    const task = await tx.task.create({
+      data: {
+        id: taskId,
+        kind: 'REINDEX_COURSE',
+        ownerId: ctx.identity.userId,
+        courseId,
+        payload: { taskId, courseId },
+        message: 'Waiting for a worker',
+      },
+    });
+    return { task, running: false };
   });
+  if (running) {
+    ctx.log.info({ taskId: task.id, courseId }, 're-index already under way; returning its task');
+    return { __typename: 'Task', id: task.id };
+  }
   try {
     await ctx.docs.queues.enqueue('REINDEX_COURSE', { taskId, courseId });
   } catch (err) {
