@@ -364,6 +364,33 @@ describe('generateOffline on the fixture course', () => {
   });
 });
 
+describe('generateOffline over text with line breaks (as PDF passages have)', () => {
+  it('gives options, answers and key terms on one line, and still cites the sentence verbatim', () => {
+    // Every fourth space a line break: multi-word terms ("National Assembly") get split across lines.
+    const broken = COURSE_PASSAGES.map((p) => {
+      let n = 0;
+      return { ...p, text: p.text.replace(/ /g, () => (++n % 4 === 0 ? '\n' : ' ')) };
+    });
+    const { questions } = generateOffline({ passages: broken, questionCount: 30, types: ALL, seed: 4 });
+    expect(questions.length).toBeGreaterThan(20);
+    const shown = questions.flatMap((q) => [
+      q.stem,
+      q.explanation,
+      ...(q.options ?? []),
+      q.answerText ?? '',
+      ...(q.acceptedAnswers ?? []),
+      ...(q.keyTerms ?? []),
+    ]);
+    for (const text of shown) expect(text).not.toMatch(/\n|\s{2}/);
+    // A multi-word key split by a line break is still offered as one line.
+    expect(questions.some((q) => (q.options ?? []).some((o) => o.includes(' ')))).toBe(true);
+    for (const q of questions) {
+      expect(validateQuestion(q, broken)).toEqual([]);
+      expect(broken.find((p) => p.chunkId === q.source.chunkId)!.text).toContain(q.source.sentence);
+    }
+  });
+});
+
 describe('generationStats', () => {
   it('reports the share of candidates valid before filtering', () => {
     const stats = generationStats({ passages: COURSE_PASSAGES, types: ALL, seed: 1 });

@@ -117,7 +117,7 @@ function acceptedForms(key: KeyTerm): string[] {
   }
   if (key.grouping) out.push(key.text.replace(/,/g, ''));
   if (key.value !== undefined && key.scale) out.push(String(key.value));
-  return out.filter((f) => f !== key.text);
+  return out.map(collapse).filter((f) => f !== collapse(key.text));
 }
 
 function buildFillIn(s: CourseSentence, key: KeyTerm): Built {
@@ -128,9 +128,9 @@ function buildFillIn(s: CourseSentence, key: KeyTerm): Built {
     draft: {
       type: 'FILL_IN_THE_BLANK',
       stem: blankOut(s.text, key),
-      answerText: key.text,
+      answerText: collapse(key.text),
       ...(accepted.length ? { acceptedAnswers: accepted } : {}),
-      explanation: `The missing term is \u201c${key.text}\u201d. Source (${citation(source)}): ${quote(s.text)}`,
+      explanation: `The missing term is ${quote(key.text)}. Source (${citation(source)}): ${quote(s.text)}`,
       source,
     },
   };
@@ -152,12 +152,12 @@ function buildMultipleChoice(s: CourseSentence, key: KeyTerm, ctx: Context): Att
   const draft: ExamQuestionDraft = {
     type: 'MULTIPLE_CHOICE',
     stem: mcStem(s, key),
-    options: [key.display, ...picks.map((d) => d.text)],
+    options: [collapse(key.display), ...picks.map((d) => collapse(d.text))],
     answerIndex: 0,
-    explanation: `The answer is \u201c${key.display}\u201d. Source (${citation(source)}): ${quote(s.text)}`,
+    explanation: `The answer is ${quote(key.display)}. Source (${citation(source)}): ${quote(s.text)}`,
     source,
   };
-  const numeric = key.value !== undefined ? { key: key.display, value: key.value, pool } : undefined;
+  const numeric = key.value !== undefined ? { key: collapse(key.display), value: key.value, pool } : undefined;
   return { built: { draft, sentence: s, ...(numeric ? { numeric } : {}) } };
 }
 
@@ -181,7 +181,7 @@ function buildTrueFalse(s: CourseSentence, key: KeyTerm, ctx: Context): Attempt 
         type: 'TRUE_FALSE',
         stem: TF_PREFIX + substitute(s.text, key, swap.text),
         answerBool: false,
-        explanation: `False: the source says \u201c${key.text}\u201d, not \u201c${swap.text}\u201d. Source (${citation(source)}): ${quote(s.text)}`,
+        explanation: `False: the source says ${quote(key.text)}, not ${quote(swap.text)}. Source (${citation(source)}): ${quote(s.text)}`,
         source,
       },
     },
@@ -266,7 +266,7 @@ function buildShortAnswer(s: CourseSentence, ctx: Context): Attempt {
     if (keyTerms.length >= max) break;
     if (!containsTerm(rest, t.text) || containsTerm(frame.stem, t.text)) continue;
     if (keyTerms.some((k) => containsTerm(k, t.text) || containsTerm(t.text, k))) continue;
-    keyTerms.push(t.text);
+    keyTerms.push(collapse(t.text));
   }
   if (keyTerms.length < 2) {
     const stop = new Set(plainWords(frame.stem));

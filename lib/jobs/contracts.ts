@@ -22,6 +22,15 @@ export const jobs = {
       courseId: z.string().uuid(),
     }),
   },
+  /** Writes an exam's questions from the course's material (the exam row holds the options). Its own queue: never behind ingestion. */
+  GENERATE_EXAM: {
+    queue: 'exam',
+    payload: z.object({
+      taskId: z.string().uuid(),
+      examId: z.string().uuid(),
+      courseId: z.string().uuid(),
+    }),
+  },
 } as const;
 
 export type JobName = keyof typeof jobs;

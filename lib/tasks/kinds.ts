@@ -16,6 +16,12 @@ export const onTaskAbandoned: Record<
     }),
   // A re-index leaves the existing index in place until it has a complete new one: nothing to undo.
   REINDEX_COURSE: async () => undefined,
+  // The exam stays, FAILED with the reason, until a retry or deleteExam.
+  GENERATE_EXAM: (tx, task, code, message) =>
+    tx.exam.updateMany({
+      where: { taskId: task.id, status: 'GENERATING' },
+      data: { status: 'FAILED', errorCode: code, errorMessage: message },
+    }),
 };
 
 /** What a task's subject needs when a failed task is queued again. */
@@ -26,4 +32,9 @@ export const onTaskRetried: Record<Task['kind'], (tx: Prisma.TransactionClient, 
       data: { status: 'PROCESSING', errorCode: null, errorMessage: null },
     }),
   REINDEX_COURSE: async () => undefined,
+  GENERATE_EXAM: (tx, task) =>
+    tx.exam.updateMany({
+      where: { taskId: task.id, status: 'FAILED' },
+      data: { status: 'GENERATING', errorCode: null, errorMessage: null },
+    }),
 };

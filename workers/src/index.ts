@@ -12,6 +12,8 @@ import { createTaskInfra } from '@lib/tasks/infra.js';
 import { readEnv } from './environment.js';
 import { createIngestHandler } from './ingest/handler.js';
 import { createReindexHandler } from './reindex/handler.js';
+import { createExamCache } from './exam/cache.js';
+import { createExamHandler } from './exam/handler.js';
 import { createRetrieval } from '@lib/search/retrieval.js';
 import { createJobMetrics } from './metrics.js';
 import { reconcile, startWorkers, sweepUploads } from './runner.js';
@@ -44,7 +46,11 @@ async function main() {
   const blobs = createLocalBlobStore(env.BLOB_DIR);
   const retrieval = await createRetrieval(prisma, env, log.child({ component: 'retrieval' }));
   const answerQueue = createAnswerQueue(connection, (err) => log.error({ err }, 'answer queue error'));
-  const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT'), answerQueue.queue]);
+  const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT'), queues.queue('GENERATE_EXAM'), answerQueue.queue]);
+  // The model (tutor answers, exam questions) and the LLM-level caches.
+  const model = chatModelFromEnv(env, log.child({ component: 'model' }));
+  const cacheRedis = env.CACHE_REDIS_URL ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1 })) : redis;
+  if (cacheRedis !== redis) cacheRedis.on('error', (err) => log.warn({ err: err.message }, 'cache redis error'));
 
   const runner = startWorkers({
     connection,
@@ -58,6 +64,21 @@ async function main() {
     events,
     handlers: {
       REINDEX_COURSE: createReindexHandler({ prisma, tasks, retrieval }),
+      GENERATE_EXAM: createExamHandler({
+        prisma,
+        tasks,
+        model,
+        cache: createExamCache(cacheRedis, env.LLM_CACHE_TTL_S),
+        config: {
+          engine: env.EXAM_ENGINE,
+          maxPassages: env.EXAM_MAX_PASSAGES,
+          modelBatch: env.EXAM_MODEL_BATCH,
+          modelPassages: env.EXAM_MODEL_PASSAGES,
+          modelExtraCalls: env.EXAM_MODEL_EXTRA_CALLS,
+          timeoutMs: env.EXAM_TIMEOUT_MS,
+          progressIntervalMs: env.PROGRESS_INTERVAL_MS,
+        },
+      }),
       INGEST_DOCUMENT: createIngestHandler({
         retrieval,
         prisma,
@@ -77,10 +98,6 @@ async function main() {
     },
   });
 
-  // The tutor: answers on their own queue.
-  const model = chatModelFromEnv(env, log.child({ component: 'model' }));
-  const cacheRedis = env.CACHE_REDIS_URL ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1 })) : redis;
-  if (cacheRedis !== redis) cacheRedis.on('error', (err) => log.warn({ err: err.message }, 'cache redis error'));
   const answerDeps: AnswerDeps = {
     prisma,
     retrieval,
@@ -109,6 +126,7 @@ async function main() {
     handler: createAnswerHandler(answerDeps),
   });
   log.info({ engine: model ? 'MODEL' : 'OFFLINE', model: model?.model ?? null }, 'tutor engine');
+  log.info({ engine: model && env.EXAM_ENGINE === 'auto' ? 'MODEL' : 'OFFLINE', model: model?.model ?? null }, 'exam engine');
 
   const reconciler = setInterval(() => {
     sweepAnswers(answerDeps, answerQueue, log, env.ANSWER_STALE_MS).catch((err) => log.warn({ err }, 'answer sweep failed'));

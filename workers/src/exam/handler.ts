@@ -1,0 +1,274 @@
+import { UnrecoverableError } from 'bullmq';
+import type { PrismaClient } from '@lib/db/client.js';
+import type { ExamQuestionDraft } from '@lib/exam/index.js';
+import type { ChatModel } from '@lib/model/chat.js';
+import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import type { TaskStore } from '@lib/tasks/store.js';
+import type { Handler } from '../handlers.js';
+import { CANCELLED } from '../ingest/handler.js';
+import type { ExamCache } from './cache.js';
+import { generateWithModel } from './model.js';
+import { GenerationTimeout, runOffline } from './offline.js';
+import { loadPassages } from './passages.js';
+import { completionMessage, failure, type GenerationSummary } from './report.js';
+
+export interface ExamGenerationConfig {
+  /** `auto`: the model when one is configured, else offline; `offline`: always offline. */
+  engine: 'auto' | 'offline';
+  /** Passages a generation draws from at most (a spread sample of a larger course). */
+  maxPassages: number;
+  /** Questions per model call, passages shown per call, and calls allowed to replace dropped questions. */
+  modelBatch: number;
+  modelPassages: number;
+  modelExtraCalls: number;
+  /** A generation taking longer fails with TIMEOUT. */
+  timeoutMs: number;
+  /** Least time between two progress writes. */
+  progressIntervalMs: number;
+}
+
+export interface ExamGenerationDeps {
+  prisma: PrismaClient;
+  tasks: TaskStore;
+  model: ChatModel | null;
+  cache: ExamCache;
+  config: ExamGenerationConfig;
+}
+
+/** A generation that ends FAILED with a stable code (no retry: it would fail the same way). */
+class GenerationFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Outcome = GenerationSummary & {
+  questions: ExamQuestionDraft[];
+  generation: Record<string, unknown>;
+  model?: string | null;
+  usage?: { promptTokens: number; completionTokens: number };
+};
+
+/**
+ * Writes an exam's questions: loads the passages, runs the offline generator
+ * (in a worker thread) or the model engine, then replaces the exam's questions
+ * in one transaction with the task's completion. Safe to run twice (after a
+ * crash): the second run replaces what the first wrote, and a cancelled task is
+ * never completed. Fewer questions than asked complete the task with a message
+ * that says why; none fails it (NOT_ENOUGH_MATERIAL, NO_VALID_QUESTIONS, or the
+ * model's error).
+ */
+export function createExamHandler({ prisma, tasks, model, cache, config }: ExamGenerationDeps): Handler<'GENERATE_EXAM'> {
+  const engine = model && config.engine === 'auto' ? 'MODEL' : 'OFFLINE';
+  return async ({ taskId, examId }, { job, log, signal }) => {
+    const settleIfCancelled = async () => {
+      if ((await tasks.get(taskId))?.status === 'CANCELLED')
+        await prisma.$transaction((tx) => onTaskAbandoned.GENERATE_EXAM(tx, { id: taskId }, 'CANCELLED', 'Generation was cancelled.'));
+    };
+    const task = await tasks.start(taskId, job.attemptsStarted);
+    if (!task) {
+      await settleIfCancelled();
+      log.info({ taskId }, 'task already finished or cancelled, nothing to do');
+      return 'skipped';
+    }
+    const exam = await prisma.exam.findUnique({ where: { id: examId } });
+    if (!exam || exam.taskId !== taskId) {
+      await tasks.fail(taskId, 'NOT_FOUND', 'The exam was deleted before it could be written.');
+      throw new UnrecoverableError('exam not found');
+    }
+
+    // Progress: writes are throttled and serialised so they never overtake each other.
+    let lastWrite = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    const report = (progress: number, message: string, force = false) => {
+      const now = Date.now();
+      if (!force && now - lastWrite < config.progressIntervalMs) return writing;
+      lastWrite = now;
+      writing = writing.then(() => tasks.progress(taskId, progress, message)).catch((err) => log.warn({ err }, 'progress write failed'));
+      return writing;
+    };
+    const writingQuestion = (made: number, target: number) =>
+      made < target
+        ? report(0.1 + 0.85 * (made / target), `Writing question ${made + 1} of ${target}`, made === 0)
+        : report(0.95, `Checking ${target} questions`, true);
+
+    const started = Date.now();
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new GenerationTimeout(config.timeoutMs)), config.timeoutMs);
+    const both = AbortSignal.any([signal, deadline.signal]);
+    try {
+      await report(0.02, 'Reading the material', true);
+      const { passages, total } = await loadPassages(prisma, exam, config.maxPassages);
+      if (!passages.length) throw new GenerationFailure('NOT_ENOUGH_MATERIAL', 'The selected documents have no ready passages.');
+      await report(0.05, `Reading ${passages.length} passages${total > passages.length ? ` spread over ${total}` : ''}`, true);
+      const options = { questionCount: exam.questionCount, types: exam.types, difficulty: exam.difficulty, seed: exam.seed };
+
+      let outcome: Outcome;
+      if (engine === 'OFFLINE') {
+        void writingQuestion(0, exam.questionCount);
+        const { result } = await runOffline(
+          { passages, ...options },
+          { onProgress: writingQuestion, signal: both, timeoutMs: config.timeoutMs },
+        );
+        const rejected = result.rejected as Record<string, number>;
+        outcome = {
+          engine,
+          requested: exam.questionCount,
+          made: result.questions.length,
+          rejected,
+          questions: result.questions,
+          generation: { passages: passages.length, totalPassages: total, sentences: result.sentences, candidates: result.candidates },
+        };
+        if (!result.questions.length) {
+          const f = failure({ ...outcome, passages: passages.length, usableSentences: result.sentences.usable });
+          throw new GenerationFailure(f.code, f.message);
+        }
+      } else {
+        const course = await prisma.course.findUnique({ where: { id: exam.courseId }, select: { searchVersion: true } });
+        const result = await generateWithModel(
+          { passages, ...options, courseId: exam.courseId, searchVersion: course?.searchVersion ?? 0 },
+          {
+            model: model!,
+            cache,
+            batch: config.modelBatch,
+            passagesPerCall: config.modelPassages,
+            extraCalls: config.modelExtraCalls,
+            signal: both,
+            onProgress: writingQuestion,
+            log,
+          },
+        );
+        outcome = {
+          engine,
+          requested: exam.questionCount,
+          made: result.questions.length,
+          rejected: result.rejected,
+          stopped: result.stopped,
+          calls: result.calls,
+          questions: result.questions,
+          model: model!.model,
+          usage: result.usage,
+          generation: {
+            passages: passages.length,
+            totalPassages: total,
+            candidates: result.candidates,
+            calls: result.calls,
+            repairs: result.repairs,
+            cachedCalls: result.cachedCalls,
+          },
+        };
+        if (!result.questions.length) {
+          const f = failure({ ...outcome, passages: passages.length });
+          throw new GenerationFailure(f.code, f.message);
+        }
+      }
+      await writing;
+      const message = completionMessage(outcome);
+      both.throwIfAborted();
+
+      let cancelledMeanwhile = false;
+      const completed = await prisma.$transaction(
+        async (tx) => {
+          // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
+          const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
+          if (row?.status !== 'RUNNING') {
+            cancelledMeanwhile = row?.status === 'CANCELLED';
+            return null;
+          }
+          const { count } = await tx.exam.updateMany({
+            where: { id: examId, taskId },
+            data: {
+              status: 'DRAFT',
+              engine: outcome.engine,
+              model: outcome.model ?? null,
+              promptTokens: outcome.usage?.promptTokens ?? null,
+              completionTokens: outcome.usage?.completionTokens ?? null,
+              generation: {
+                ...outcome.generation,
+                requested: outcome.requested,
+                made: outcome.made,
+                rejected: outcome.rejected,
+                note: message,
+                ms: Date.now() - started,
+              },
+              errorCode: null,
+              errorMessage: null,
+            },
+          });
+          if (!count) return null; // deleted meanwhile (deleteExam cancels the task first)
+          await tx.examQuestion.deleteMany({ where: { examId } });
+          await tx.examQuestion.createMany({ data: outcome.questions.map((q, position) => ({ examId, position, ...columns(q) })) });
+          return tasks.completeIn(tx, taskId, message);
+        },
+        { timeout: 60_000, maxWait: 10_000 },
+      );
+      if (!completed) {
+        if (cancelledMeanwhile) await settleIfCancelled();
+        log.info({ taskId, cancelledMeanwhile }, 'exam not saved: the task was cancelled or finished by another run');
+        return cancelledMeanwhile ? 'cancelled' : 'skipped';
+      }
+      await tasks.announce(completed);
+      log.info(
+        {
+          taskId,
+          examId,
+          engine: outcome.engine,
+          requested: outcome.requested,
+          made: outcome.made,
+          rejected: outcome.rejected,
+          ms: Date.now() - started,
+        },
+        'exam generated',
+      );
+      return 'completed';
+    } catch (err) {
+      if (signal.aborted && signal.reason === CANCELLED) {
+        await prisma.$transaction((tx) => onTaskAbandoned.GENERATE_EXAM(tx, { id: taskId }, 'CANCELLED', 'Generation was cancelled.'));
+        log.info({ taskId }, 'exam generation stopped');
+        return 'cancelled';
+      }
+      const failed =
+        err instanceof GenerationFailure
+          ? err
+          : err instanceof GenerationTimeout || (deadline.signal.aborted && !signal.aborted)
+            ? new GenerationFailure('TIMEOUT', `The generation took longer than ${Math.round(config.timeoutMs / 1000)} s.`)
+            : null;
+      if (failed) {
+        // A cancel that got in first wins: the exam then says CANCELLED, not this failure.
+        if (await tasks.fail(taskId, failed.code, failed.message))
+          await prisma.$transaction((tx) => onTaskAbandoned.GENERATE_EXAM(tx, { id: taskId }, failed.code, failed.message));
+        else await settleIfCancelled();
+        log.info({ taskId, examId, code: failed.code, message: failed.message }, 'exam generation failed');
+        throw new UnrecoverableError(failed.code);
+      }
+      throw err; // transient: BullMQ retries with backoff; the runner fails the task after the last attempt
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+function columns(d: ExamQuestionDraft) {
+  return {
+    type: d.type,
+    stem: d.stem,
+    options: d.type === 'MULTIPLE_CHOICE' ? (d.options ?? []) : [],
+    answerIndex: d.type === 'MULTIPLE_CHOICE' ? (d.answerIndex ?? null) : null,
+    answerBool: d.type === 'TRUE_FALSE' ? (d.answerBool ?? null) : null,
+    answerText: d.type === 'FILL_IN_THE_BLANK' || d.type === 'SHORT_ANSWER' ? (d.answerText ?? null) : null,
+    acceptedAnswers: d.type === 'FILL_IN_THE_BLANK' ? (d.acceptedAnswers ?? []) : [],
+    keyTerms: d.type === 'SHORT_ANSWER' ? (d.keyTerms ?? []) : [],
+    explanation: d.explanation,
+    chunkId: d.source.chunkId,
+    documentId: d.source.documentId,
+    documentTitle: d.source.documentTitle,
+    pageStart: d.source.pageStart,
+    pageEnd: d.source.pageEnd,
+    page: d.source.page,
+    pageExact: d.source.pageExact ?? true,
+    sentence: d.source.sentence,
+  };
+}
