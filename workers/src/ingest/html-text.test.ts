@@ -52,7 +52,8 @@ def area(r):
     const started = performance.now();
     htmlToText('<a x'.repeat(250_000));
     htmlToText('<a "'.repeat(250_000));
-    expect(performance.now() - started).toBeLessThan(2000);
+    // About half a second here; a quadratic parser would take minutes. Generous, so a busy machine cannot fail it.
+    expect(performance.now() - started).toBeLessThan(15_000);
   });
 });
 
