@@ -90,4 +90,32 @@ describe('internal assertion', () => {
       .sign(key);
     await expect(verifier.verify(badRole)).rejects.toThrow(/role/);
   });
+
+  it('trusts a verified assertion again without re-verifying only until it expires', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      const key = await importJWK(router.privateJwk, 'EdDSA');
+      const verifier = await createAssertionVerifier(router.publicJwk, 'rag');
+      const now = Math.floor(Date.now() / 1000);
+      const token = await new SignJWT({ role: 'STUDENT' })
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuer(INTERNAL_ISSUER)
+        .setAudience(audienceFor('rag'))
+        .setSubject('alice')
+        .setIssuedAt(now)
+        .setExpirationTime(now + 10)
+        .sign(key);
+      expect(await verifier.verify(token)).toStrictEqual({ identity: { userId: 'alice', role: 'STUDENT' } });
+      expect(await verifier.verify(token)).toStrictEqual({ identity: { userId: 'alice', role: 'STUDENT' } });
+      // Past exp plus the clock tolerance (5 s): refused, though it was verified before.
+      jest.setSystemTime((now + 16) * 1000);
+      await expect(verifier.verify(token)).rejects.toThrow(/"exp" claim/);
+      // A tampered copy of a remembered token is verified on its own, and refused.
+      jest.setSystemTime(now * 1000);
+      expect(await verifier.verify(token)).toStrictEqual({ identity: { userId: 'alice', role: 'STUDENT' } });
+      await expect(verifier.verify(`${token.slice(0, -2)}AA`)).rejects.toThrow(AssertionError);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

@@ -59,11 +59,30 @@ export interface AssertionVerifier {
   verify(token: string | undefined): Promise<VerifiedAssertion>;
 }
 
+/** Verified assertions remembered by their exact text, at most this many (each until it expires). */
+const MAX_VERIFIED = 50_000;
+/** The verifier's clock tolerance, in seconds, as given to jose. */
+const CLOCK_TOLERANCE_S = 5;
+
+/**
+ * Verifies assertions. The router reuses one token per user and subgraph for 30 s, so a subgraph
+ * sees the same string again and again: its signature and claims are checked once, then the
+ * identity is remembered by the token's exact text until the token expires (or grows older than
+ * the maximum age), so a later request is checked against the clock only. Only successes are
+ * remembered; a token is bound to this verifier's key, issuer and audience, so the text decides.
+ */
 export async function createAssertionVerifier(publicJwk: JWK, subgraph: string): Promise<AssertionVerifier> {
   const key = (await importJWK(publicJwk, INTERNAL_ALG)) as Key;
+  /** Token → the verified result and the time (ms) until which it may be trusted. */
+  const verified = new Map<string, { result: VerifiedAssertion; until: number }>();
   return {
     async verify(token) {
       if (!token) throw new AssertionError('missing internal assertion');
+      const hit = verified.get(token);
+      if (hit) {
+        if (Date.now() < hit.until) return { identity: { ...hit.result.identity } };
+        verified.delete(token);
+      }
       let payload;
       try {
         ({ payload } = await jwtVerify(token, key, {
@@ -72,13 +91,21 @@ export async function createAssertionVerifier(publicJwk: JWK, subgraph: string):
           audience: audienceFor(subgraph),
           requiredClaims: ['exp', 'iat', 'sub'],
           maxTokenAge: LIFETIME_S * 2,
-          clockTolerance: 5,
+          clockTolerance: CLOCK_TOLERANCE_S,
         }));
       } catch (err) {
         throw new AssertionError(`invalid internal assertion: ${(err as Error).message}`);
       }
       if (!payload.sub || !isRole(payload.role)) throw new AssertionError('internal assertion lacks sub or role');
-      return { identity: { userId: payload.sub, role: payload.role } };
+      const result = { identity: { userId: payload.sub, role: payload.role } };
+      // Trusted for as long as jose would accept it: until exp and until iat + the maximum age (with the tolerance).
+      const until = (Math.min(payload.exp!, payload.iat! + LIFETIME_S * 2) + CLOCK_TOLERANCE_S) * 1000;
+      if (verified.size >= MAX_VERIFIED) {
+        for (const [t, v] of verified) if (v.until <= Date.now()) verified.delete(t);
+        if (verified.size >= MAX_VERIFIED) verified.clear();
+      }
+      verified.set(token, { result, until });
+      return { identity: { ...result.identity } };
     },
   };
 }

@@ -49,6 +49,20 @@ describe('per-user rate limit in Redis', () => {
     expect(results.filter((r) => !r.allowed)).toHaveLength(30);
   });
 
+  it("charges a user's concurrent requests in batches, each decided as if it had been charged alone, in order", async () => {
+    const limiter = createRateLimiter(redis, { windowS: 30, perRole: { STUDENT: 10, TEACHER: 10, ADMIN: 10 } });
+    const student = { userId: `u-${randomUUID()}`, role: 'STUDENT' as const };
+    const decisions = await Promise.all([1, 3, 1, 6, 1].map((points) => limiter.consume(student, points)));
+    expect(decisions.slice(0, 3)).toEqual([
+      { allowed: true, limit: 10, remaining: 9 },
+      { allowed: true, limit: 10, remaining: 6 },
+      { allowed: true, limit: 10, remaining: 5 },
+    ]);
+    expect(decisions.slice(3).map((d) => d.allowed)).toEqual([false, false]);
+    // All of it was counted in Redis, refused requests included (as separate calls would have).
+    expect(Number(await redis.get(`rl:STUDENT:${student.userId}`))).toBe(12);
+  });
+
   it('gives each role its own budget and opens again after the window', async () => {
     const limiter = createRateLimiter(redis, { windowS: 1, perRole: { STUDENT: 1, TEACHER: 2, ADMIN: 3 } });
     const id = `u-${randomUUID()}`;

@@ -19,6 +19,12 @@ export interface RateLimiter {
  * replica), one budget of points per role: a request takes one point, and an
  * operation what its estimated cost adds (see limits.ts). If Redis is unreachable each replica falls
  * back to an in-memory limiter instead of failing every request.
+ *
+ * At most one Redis call per user is in flight in a replica: what that user's concurrent requests
+ * ask meanwhile is charged as one batch (one INCRBY of the sum) when it returns, and the batch's
+ * result is shared out in arrival order exactly as separate calls would have been (request i
+ * is allowed iff the count after it is within the limit). A busy user costs the router and
+ * Redis one round trip per batch, not per request.
  */
 export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitConfig): RateLimiter {
   const limiters = Object.fromEntries(
@@ -34,18 +40,58 @@ export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitC
     ]),
   ) as Record<Role, RateLimiterRedis>;
 
-  return {
-    async consume(identity, points = 1) {
-      const limit = perRole[identity.role];
-      try {
-        const res = await limiters[identity.role].consume(identity.userId, Math.max(1, Math.ceil(points)));
-        return { allowed: true, limit, remaining: res.remainingPoints };
-      } catch (rejection) {
-        if (rejection instanceof RateLimiterRes) {
-          return { allowed: false, limit, retryAfterS: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) };
-        }
-        throw rejection;
+  interface Waiting {
+    points: number;
+    resolve(decision: RateDecision): void;
+    reject(err: unknown): void;
+  }
+  /** Per role and user: the requests waiting for the call in flight to return (present while one is). */
+  const queues = new Map<string, Waiting[]>();
+
+  const charge = async (identity: Identity, batch: Waiting[]) => {
+    const limit = perRole[identity.role];
+    const total = batch.reduce((sum, w) => sum + w.points, 0);
+    let res: RateLimiterRes;
+    try {
+      res = await limiters[identity.role].consume(identity.userId, total);
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) {
+        for (const w of batch) w.reject(rejection);
+        return;
       }
+      res = rejection;
+    }
+    // The count before this batch, then each request's share in turn.
+    let consumed = res.consumedPoints - total;
+    const retryAfterS = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+    for (const w of batch) {
+      consumed += w.points;
+      w.resolve(
+        consumed <= limit ? { allowed: true, limit, remaining: Math.max(limit - consumed, 0) } : { allowed: false, limit, retryAfterS },
+      );
+    }
+  };
+
+  const run = async (key: string, identity: Identity, batch: Waiting[]) => {
+    queues.set(key, []);
+    try {
+      await charge(identity, batch);
+    } finally {
+      const next = queues.get(key)!;
+      if (next.length) void run(key, identity, next);
+      else queues.delete(key);
+    }
+  };
+
+  return {
+    consume(identity, points = 1) {
+      return new Promise<RateDecision>((resolve, reject) => {
+        const waiting = { points: Math.max(1, Math.ceil(points)), resolve, reject };
+        const key = `${identity.role}\u0000${identity.userId}`;
+        const queue = queues.get(key);
+        if (queue) queue.push(waiting);
+        else void run(key, identity, [waiting]);
+      });
     },
   };
 }

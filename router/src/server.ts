@@ -90,6 +90,22 @@ export interface RunningRouter {
   gateway: ApolloGateway;
 }
 
+/** `locals.log`, made by `make` when first read unless something is assigned first. */
+function lazyRequestLog(locals: Record<string, unknown>, make: () => Logger) {
+  Object.defineProperty(locals, 'log', {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const made = make();
+      Object.defineProperty(locals, 'log', { value: made, writable: true, configurable: true, enumerable: true });
+      return made;
+    },
+    set(value: Logger) {
+      Object.defineProperty(locals, 'log', { value, writable: true, configurable: true, enumerable: true });
+    },
+  });
+}
+
 /** The sandbox served from Apollo's CDN in development: it needs these origins. */
 const SANDBOX_ORIGINS = ['https://studio.apollographql.com', 'https://sandbox.apollo.dev'];
 
@@ -247,12 +263,14 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   });
   draining = () => lifecycle.draining;
 
-  // Every request gets an id (the client's, if it is safe to log) and a logger carrying it.
+  // Every request gets an id (the client's, if it is safe to log) and a logger carrying it. The
+  // logger is made when first used: an authenticated request gets one carrying its user as well
+  // (authenticate), so the hot path makes one child logger, not two.
   app.use((req, res, next) => {
     const requestId = requestIdFrom(req.headers['x-request-id']);
     res.setHeader('X-Request-ID', requestId);
     res.locals['requestId'] = requestId;
-    res.locals['log'] = log.child({ reqId: requestId });
+    lazyRequestLog(res.locals, () => log.child({ reqId: requestId }));
     next();
   });
   // The public port: /health for load balancers, /ready as a status only (no dependency errors), no /metrics.
@@ -288,13 +306,13 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
 
   const authenticate = async (req: Request, res: Response, next: NextFunction) => {
     if (servesLandingPage(req)) return next();
-    const reqLog = res.locals['log'] as Logger;
     try {
       const identity = await authenticator.authenticate(req.headers.authorization);
       res.locals['identity'] = identity;
-      res.locals['log'] = reqLog.child({ userId: identity.userId });
+      res.locals['log'] = log.child({ reqId: res.locals['requestId'] as string, userId: identity.userId });
       next();
     } catch (err) {
+      const reqLog = res.locals['log'] as Logger;
       if (err instanceof AuthError) {
         authFailures.inc({ reason: err.reason });
         reqLog.info({ reason: err.reason }, 'request refused: authentication failed');
