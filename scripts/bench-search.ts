@@ -1,23 +1,33 @@
 /**
- * npm run bench:search [-- --sizes 10000,100000 --queries 300]
+ * npm run bench:search [-- --sizes 10000,100000 --queries 300 --compare]
  * The embedded store at scale: for each size, one course of synthetic chunks (Zipf-distributed
  * vocabulary, ~150 words a chunk), indexed the way the worker does it (tokenise, hash, postings
  * in the chunks' transaction), then random 2-4 word queries. Prints indexing throughput
- * (chunks/s) and search latency p50/p95 at the store (the SQL ranking), and through the rag
- * subgraph's code path (ranking + loading passages).
+ * (chunks/s), the in-memory index's first load (time, postings, bytes) and search latency
+ * p50/p95 at the store (BM25 ranking from the in-memory index) and through the rag subgraph's
+ * code path (ranking + loading passages). With --compare, every query is also ranked in SQL (the
+ * ranking the index reproduces), alternately first and second, and both are printed side by side
+ * with their ratio and whether they ranked the same.
  */
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { pino } from 'pino';
 import { createPrisma } from '../lib/db/client.js';
+import type { EmbeddedStore } from '../lib/search/embedded.js';
 import { createRetrieval } from '../lib/search/retrieval.js';
+import type { ScoredChunk } from '../lib/search/types.js';
 import { ensureDatabase } from './lib/database.js';
 import { quantile } from './lib/ir-metrics.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '10000,100000' }, queries: { type: 'string', default: '300' } },
+  options: {
+    sizes: { type: 'string', default: '10000,100000' },
+    queries: { type: 'string', default: '300' },
+    compare: { type: 'boolean', default: false },
+  },
 });
 const SIZES = values.sizes.split(',').map(Number);
 const QUERIES = Number(values.queries);
@@ -83,11 +93,30 @@ const started = (await infraUp('test')).started.length > 0;
 const infra = infraEnv('test');
 await ensureDatabase({ migrate: true, directUrl: infra.DIRECT_DATABASE_URL });
 const prisma = createPrisma({ url: infra.DATABASE_URL, max: 10 });
-const retrieval = await createRetrieval(
-  prisma,
-  { VECTOR_STORE: 'embedded', QDRANT_COLLECTION: 'x', QDRANT_SHARDS: 1, QDRANT_REPLICATION_FACTOR: 1, QDRANT_WRITE_CONSISTENCY_FACTOR: 1 },
-  pino({ level: 'silent' }),
-);
+const env = {
+  VECTOR_STORE: 'embedded',
+  QDRANT_COLLECTION: 'x',
+  QDRANT_SHARDS: 1,
+  QDRANT_REPLICATION_FACTOR: 1,
+  QDRANT_WRITE_CONSISTENCY_FACTOR: 1,
+} as const;
+const retrieval = await createRetrieval(prisma, env, pino({ level: 'silent' }));
+// The reference: BM25 ranked in SQL, the in-memory index off.
+const inSql = await createRetrieval(prisma, { ...env, SEARCH_INDEX_MAX_BYTES: 0 }, pino({ level: 'silent' }));
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
+const ms = (xs: number[], q: number) => quantile(xs, q).toFixed(1);
+/**
+ * The same ranking: the same score at every rank, within 1e-12 (relative; ln and the order of a sum
+ * may differ in the last bit). Where the chunks differ, their scores are equal: a tie, which
+ * PostgreSQL may order either way (see the store's tests).
+ */
+const sameRanking = (a: ScoredChunk[], b: ScoredChunk[]) =>
+  a.length === b.length && a.every((x, i) => Math.abs(x.score - b[i]!.score) <= 1e-12 * Math.abs(b[i]!.score));
+const sameIds = (a: ScoredChunk[], b: ScoredChunk[]) => a.length === b.length && a.every((x, i) => x.id === b[i]!.id);
+console.log(`load average at start: ${load()}`);
 
 try {
   for (const size of SIZES) {
@@ -145,25 +174,60 @@ try {
     await direct.query('VACUUM (ANALYZE) "ChunkTerm"');
     await direct.end();
 
-    const store: number[] = [];
+    const t1 = performance.now();
+    const index = await (retrieval.store as EmbeddedStore).warmIndex(courseId);
+    const loadSeconds = (performance.now() - t1) / 1000;
+
+    const queries = Array.from({ length: QUERIES }, () => sentence(2 + Math.floor(rand() * 3)));
+    const memory: number[] = [];
     const withPassages: number[] = [];
-    for (let q = 0; q < QUERIES; q++) {
-      const query = sentence(2 + Math.floor(rand() * 3));
+    const sql: number[] = [];
+    let same = 0;
+    let identical = 0;
+    for (const [q, query] of queries.entries()) {
+      // With --compare, the two rankings take turns going first.
+      let reference: ScoredChunk[] | null = null;
+      const rankInSql = async () => {
+        const a = performance.now();
+        const ranked = await inSql.search({ courseId, query, limit: 10 });
+        sql.push(performance.now() - a);
+        return ranked;
+      };
+      if (values.compare && q % 2 === 0) reference = await rankInSql();
       const a = performance.now();
       const ranked = await retrieval.search({ courseId, query, limit: 10 });
       const b = performance.now();
       await prisma.chunk.findMany({ where: { id: { in: ranked.map((r) => r.id) }, courseId } });
       const c = performance.now();
-      store.push(b - a);
+      memory.push(b - a);
       withPassages.push(c - a);
+      if (values.compare && q % 2 === 1) reference = await rankInSql();
+      if (reference && sameRanking(ranked, reference)) same++;
+      if (reference && sameIds(ranked, reference)) identical++;
     }
     console.log(`\nembedded store, one course of ${size.toLocaleString('en')} chunks (${postings.toLocaleString('en')} postings):`);
     console.log(
       `  indexing: ${(size / seconds).toFixed(0)} chunks/s (${seconds.toFixed(1)} s, tokenise + hash + write in the chunks' transactions)`,
     );
-    console.log(`  search (${QUERIES} queries of 2-4 Zipf-distributed words, top 10):`);
-    console.log(`    ranking      p50 ${quantile(store, 0.5).toFixed(1)} ms, p95 ${quantile(store, 0.95).toFixed(1)} ms`);
-    console.log(`    + passages   p50 ${quantile(withPassages, 0.5).toFixed(1)} ms, p95 ${quantile(withPassages, 0.95).toFixed(1)} ms`);
+    console.log(
+      index
+        ? `  in-memory index, first load: ${loadSeconds.toFixed(1)} s, ${index.postings.toLocaleString('en')} postings, ${(index.bytes / 1024 ** 2).toFixed(1)} MiB`
+        : '  in-memory index: not loaded (larger than its memory bound): ranking in SQL',
+    );
+    console.log(`  search (${QUERIES} queries of 2-4 Zipf-distributed words, top 10; load average now ${load()}):`);
+    if (values.compare) {
+      console.log(`    ranking in SQL     p50 ${ms(sql, 0.5)} ms, p95 ${ms(sql, 0.95)} ms`);
+      console.log(
+        `    ranking in memory  p50 ${ms(memory, 0.5)} ms, p95 ${ms(memory, 0.95)} ms` +
+          `  (SQL / memory: p50 ${(quantile(sql, 0.5) / quantile(memory, 0.5)).toFixed(0)}×, p95 ${(quantile(sql, 0.95) / quantile(memory, 0.95)).toFixed(0)}×)`,
+      );
+      console.log(
+        `    same ranking as SQL: ${same} of ${QUERIES} queries (the same score at every rank); also the same chunks in the same order: ${identical} (the rest: equal scores in another order)`,
+      );
+    } else {
+      console.log(`    ranking      p50 ${ms(memory, 0.5)} ms, p95 ${ms(memory, 0.95)} ms`);
+    }
+    console.log(`    + passages   p50 ${ms(withPassages, 0.5)} ms, p95 ${ms(withPassages, 0.95)} ms`);
     await prisma.course.delete({ where: { id: courseId } });
   }
 } finally {

@@ -1,20 +1,39 @@
 import { Prisma, type PrismaClient } from '../db/client.js';
 import { fuseRrf } from './fusion.js';
+import { CourseIndexCache, type IndexCacheLogger } from './index-cache.js';
 import type { ChunkPoint, ScoredChunk, SearchQuery, VectorStore } from './types.js';
 
 type Db = PrismaClient | Prisma.TransactionClient;
+
+/** Memory for the in-memory BM25 indexes of one process, all courses together, unless configured. */
+export const DEFAULT_INDEX_MAX_BYTES = 256 * 1024 ** 2;
 
 export interface EmbeddedStoreOptions {
   k1?: number;
   b?: number;
   /** How many candidates each ranking contributes before fusion. */
   candidates?: number;
+  /** Bytes for the in-memory BM25 indexes (all courses; least recently searched dropped first). 0: always rank in SQL. */
+  indexMaxBytes?: number;
+  /** How long a search waits for its course's index to load or refresh before ranking in SQL. Default 250 ms. */
+  indexWaitMs?: number;
+  log?: IndexCacheLogger | undefined;
+}
+
+/** A search, with the course's `searchVersion` when the caller has already read it (saves a query). */
+export interface EmbeddedSearchQuery extends SearchQuery {
+  searchVersion?: number | undefined;
 }
 
 export interface EmbeddedStore extends VectorStore {
   readonly kind: 'embedded';
   /** The same as replaceDocument, inside the caller's transaction (with the chunk rows). */
   replaceDocumentIn(tx: Db, courseId: string, documentId: string, points: ChunkPoint[]): Promise<void>;
+  search(query: EmbeddedSearchQuery): Promise<ScoredChunk[]>;
+  /** Loads or refreshes the course's in-memory index now; null when it is off or the course does not fit. */
+  warmIndex(courseId: string): Promise<{ version: number; chunks: number; postings: number; bytes: number } | null>;
+  /** Courses and bytes held by the in-memory indexes. */
+  indexStats(): { courses: number; bytes: number };
 }
 
 /**
@@ -24,13 +43,24 @@ export interface EmbeddedStore extends VectorStore {
  * frequency per term, number of chunks, average chunk length), the IDF Qdrant
  * uses (ln(1 + (N - n + 0.5) / (n + 0.5))), k1 = 1.2 and b = 0.75; dense
  * vectors by cosine (they are stored normalised); both fused by RRF.
+ *
+ * BM25 is ranked from an in-memory copy of the course's postings (lib/search/index-cache.ts),
+ * kept in step with the database by `Course.searchVersion`, with the same results as the SQL
+ * below; the SQL ranks while a course's copy loads, when it does not fit, or when the copy is off.
  */
 export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOptions = {}): EmbeddedStore {
   const k1 = opts.k1 ?? 1.2;
   const b = opts.b ?? 0.75;
   let denseModel: string | null = null;
+  const indexes = new CourseIndexCache(prisma, {
+    maxBytes: opts.indexMaxBytes ?? DEFAULT_INDEX_MAX_BYTES,
+    waitMs: opts.indexWaitMs ?? 250,
+    log: opts.log,
+  });
 
   const replaceDocumentIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[]) => {
+    // Other processes see the change by the version the caller bumps in this transaction.
+    indexes.invalidate(courseId);
     await tx.chunkTerm.deleteMany({ where: { documentId } });
     await tx.chunkEmbedding.deleteMany({ where: { documentId } });
     // One INSERT from arrays (unnest) per 50,000 postings: a parameter per column, not per value.
@@ -63,9 +93,26 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
     }
   };
 
-  const lexical = async (q: SearchQuery, limit: number): Promise<ScoredChunk[]> => {
+  const lexical = async (q: EmbeddedSearchQuery, limit: number): Promise<ScoredChunk[]> => {
     const terms = [...new Set(q.sparse.indices)];
     if (terms.length === 0) return [];
+    if (indexes.enabled) {
+      const version = q.searchVersion ?? (await searchVersion(q.courseId));
+      const index = version === null ? null : await indexes.get(q.courseId, version);
+      if (index) return index.search(terms, limit, { k1, b }, q.documentIds);
+    }
+    return lexicalInSql(q, terms, limit);
+  };
+
+  const searchVersion = async (courseId: string) => {
+    const [row] = await prisma.$queryRaw<
+      { version: number }[]
+    >`SELECT "searchVersion" AS version FROM "Course" WHERE id = ${courseId}::uuid`;
+    return row ? row.version : null;
+  };
+
+  /** BM25 in SQL: the reference the in-memory index reproduces. */
+  const lexicalInSql = async (q: SearchQuery, terms: number[], limit: number): Promise<ScoredChunk[]> => {
     const docFilter = q.documentIds?.length ? Prisma.sql`AND t."documentId" = ANY(${q.documentIds}::uuid[])` : Prisma.empty;
     return prisma.$queryRaw<ScoredChunk[]>`
       WITH stats AS (
@@ -103,14 +150,22 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
       denseModel = d ? `${d.model}@${d.dimensions}` : null;
     },
     replaceDocumentIn,
-    replaceDocument: (courseId, documentId, points) => prisma.$transaction((tx) => replaceDocumentIn(tx, courseId, documentId, points)),
+    async replaceDocument(courseId, documentId, points) {
+      await prisma.$transaction((tx) => replaceDocumentIn(tx, courseId, documentId, points));
+      indexes.invalidate(courseId);
+    },
     async deleteDocument(courseId, documentId) {
-      void courseId;
       await prisma.$transaction([
         prisma.chunkTerm.deleteMany({ where: { documentId } }),
         prisma.chunkEmbedding.deleteMany({ where: { documentId } }),
       ]);
+      indexes.invalidate(courseId);
     },
+    async warmIndex(courseId) {
+      const index = await indexes.warm(courseId);
+      return index && { version: index.version, chunks: index.chunkCount, postings: index.postings, bytes: index.bytes };
+    },
+    indexStats: () => indexes.stats(),
     async search(q) {
       const candidates = Math.max(q.limit, opts.candidates ?? 100);
       if (!q.dense || !denseModel) return (await lexical(q, q.limit)).map((r) => ({ id: r.id, score: Number(r.score) }));

@@ -1,7 +1,7 @@
 import type { Prisma, PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import { createDenseEmbedder } from './dense.js';
-import { createEmbeddedStore, type EmbeddedStore } from './embedded.js';
+import { createEmbeddedStore, type EmbeddedSearchQuery, type EmbeddedStore } from './embedded.js';
 import type { RetrievalEnv } from './env.js';
 import { createLexicalEmbedder, termId, tokenize } from './lexical.js';
 import { collectionFor, createQdrantStore } from './qdrant.js';
@@ -25,11 +25,26 @@ export interface Retrieval {
   ): Promise<ChunkPoint[]>;
   /** Writes them: inside `tx` for the embedded store (atomic with the chunks), to Qdrant otherwise. */
   write(tx: Prisma.TransactionClient | null, courseId: string, documentId: string, points: ChunkPoint[]): Promise<void>;
-  search(args: { courseId: string; query: string; limit: number; documentIds?: string[] | undefined }): Promise<ScoredChunk[]>;
+  /** `searchVersion`: the course's, when the caller has read it (the embedded store then need not). */
+  search(args: {
+    courseId: string;
+    query: string;
+    limit: number;
+    documentIds?: string[] | undefined;
+    searchVersion?: number | undefined;
+  }): Promise<ScoredChunk[]>;
 }
 
-/** Builds the configured store and embedders. The rag subgraph and the workers build the same. */
-export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, log: Logger): Promise<Retrieval> {
+/**
+ * Builds the configured store and embedders. The rag subgraph and the workers build the same.
+ * `SEARCH_INDEX_MAX_BYTES` (the rag subgraph's; others get the default): memory for the embedded
+ * store's in-memory BM25 indexes.
+ */
+export async function createRetrieval(
+  prisma: PrismaClient,
+  env: RetrievalEnv & { SEARCH_INDEX_MAX_BYTES?: number | undefined },
+  log: Logger,
+): Promise<Retrieval> {
   const embedder = (patience: { maxRetries: number; timeoutMs: number }) =>
     env.EMBEDDINGS_URL && env.EMBEDDINGS_MODEL && env.EMBEDDINGS_DIMENSIONS
       ? createDenseEmbedder({
@@ -56,7 +71,7 @@ export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, l
           writeConsistencyFactor: env.QDRANT_WRITE_CONSISTENCY_FACTOR,
           log,
         })
-      : createEmbeddedStore(prisma);
+      : createEmbeddedStore(prisma, { indexMaxBytes: env.SEARCH_INDEX_MAX_BYTES, log });
   await store.ensureReady(denseSpace);
   log.info({ store: store.kind, dense: denseSpace }, 'retrieval ready');
 
@@ -107,7 +122,7 @@ export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, l
       if (store.kind === 'embedded' && tx) await (store as EmbeddedStore).replaceDocumentIn(tx, courseId, documentId, points);
       else await store.replaceDocument(courseId, documentId, points);
     },
-    async search({ courseId, query, limit, documentIds }) {
+    async search({ courseId, query, limit, documentIds, searchVersion }) {
       const sparse = createLexicalEmbedder().embedQuery(query);
       let vector: number[] | undefined;
       if (queryDense) {
@@ -117,7 +132,8 @@ export async function createRetrieval(prisma: PrismaClient, env: RetrievalEnv, l
           log.warn({ err: (err as Error).message }, 'query embedding failed; searching with BM25 alone');
         }
       }
-      return store.search({ courseId, sparse, dense: vector, documentIds, limit });
+      const q: EmbeddedSearchQuery = { courseId, sparse, dense: vector, documentIds, limit, searchVersion };
+      return store.search(q);
     },
   };
 }

@@ -35,6 +35,12 @@ export const schema = subgraphEnvSchema(4001)
       .int()
       .min(0)
       .default(5 * 1024 ** 3),
+    /** Memory for the embedded store's in-memory BM25 indexes, all courses together (least recently searched dropped first); 0: rank in SQL. */
+    SEARCH_INDEX_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024 ** 2),
     ...retrievalEnv,
   })
   .superRefine(checkRetrievalEnv);

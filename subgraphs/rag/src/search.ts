@@ -121,7 +121,7 @@ export async function searchPassages(
   metrics.cache.inc({ result: 'miss' });
 
   const end = metrics.seconds.startTimer({ store: retrieval.store.kind });
-  const ranked = await retrieval.search({ courseId, query, limit, documentIds });
+  const ranked = await retrieval.search({ courseId, query, limit, documentIds, searchVersion: course.searchVersion });
   end();
   const rows = await ctx.prisma.chunk.findMany({ where: { id: { in: ranked.map((r) => r.id) }, courseId } });
   const byId = new Map<string, Chunk>(rows.map((c) => [c.id, c]));
