@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { removeJobIfWaiting } from '../jobs/queues.js';
 
 /**
  * Answers are jobs on their own queue, so a model's concurrency is a worker
@@ -31,18 +32,7 @@ export function createAnswerQueue(connection: ConnectionOptions, onError: (err: 
       await queue.add(ANSWER_JOB, data, { jobId: data.messageId });
     },
     /** Removes the job if no worker has taken it yet; false when it is running or gone. */
-    async removeIfWaiting(messageId: string) {
-      const job = await queue.getJob(messageId);
-      if (!job) return false;
-      const state = await job.getState();
-      if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
-      try {
-        await job.remove();
-        return true;
-      } catch {
-        return false;
-      }
-    },
+    removeIfWaiting: (messageId: string) => removeJobIfWaiting(queue, messageId),
     close: () => queue.close(),
   };
 }

@@ -90,21 +90,24 @@ export function createJobQueues(connection: ConnectionOptions, onError: (err: Er
         await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
       }
     },
-    async removeIfWaiting(name, taskId) {
-      const job = await queueFor(name).getJob(taskId);
-      if (!job) return false;
-      const state = await job.getState();
-      if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
-      try {
-        await job.remove();
-        return true;
-      } catch {
-        return false; // taken by a worker meanwhile
-      }
-    },
+    removeIfWaiting: (name, taskId) => removeJobIfWaiting(queueFor(name), taskId),
     queue: queueFor,
     async close() {
       await Promise.all([...queues.values()].map((q) => q.close()));
     },
   };
+}
+
+/** Removes a job that no worker has taken yet; false when it is running, finished or gone. */
+export async function removeJobIfWaiting(queue: Queue, jobId: string): Promise<boolean> {
+  const job = await queue.getJob(jobId);
+  if (!job) return false;
+  const state = await job.getState();
+  if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
+  try {
+    await job.remove();
+    return true;
+  } catch {
+    return false; // taken by a worker meanwhile
+  }
 }

@@ -4,6 +4,7 @@
  * Dates and text are fixed, so the same call gives the same document.
  */
 import { execFile } from 'node:child_process';
+import { mulberry32 } from '../../lib/exam/random.js';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -124,16 +125,7 @@ export async function makeScannedPdf(
 }
 
 /** A small deterministic PRNG (mulberry32), so that "random" text is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const SUBJECTS = [
   'the model',

@@ -11,7 +11,7 @@ import type { JobQueues } from '@lib/jobs/queues.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import type { SubgraphContext } from '@lib/subgraph-server.js';
 import { settleExpired } from './grading.js';
-import { toPassage } from './rows.js';
+import { toPassage } from '@lib/exam/store.js';
 
 export interface ExamDeps {
   queues: JobQueues;

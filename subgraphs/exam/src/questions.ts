@@ -26,7 +26,8 @@ import { BLANK, exactPages, fold, locateSentence, pageAt } from '@lib/exam/text.
 import { murmurhash3 } from '@lib/search/lexical.js';
 import type { ExamContext } from './context.js';
 import { draftExam, refreshed } from './exams.js';
-import { draftColumns, passagesById, spreadPassages, toDraft } from './rows.js';
+import { draftColumns, passagesById, spreadPassages } from '@lib/exam/store.js';
+import { toDraft } from './rows.js';
 
 export const MAX_STEM_CHARS = 1000;
 export const MAX_OPTION_CHARS = 300;
@@ -281,7 +282,7 @@ export async function regenerateQuestion(ctx: ExamContext, rawId: string, rawTyp
   const type = rawType ?? question.type;
   if (!(QUESTION_TYPES as readonly string[]).includes(type)) throw badInput('Unknown question type', 'type');
   const seed = murmurhash3(`${exam.seed}:${question.id}:${question.version}`) >>> 1;
-  const passages = await spreadPassages(ctx.prisma, exam.courseId, exam.documentIds, REGENERATE_PASSAGES, seed);
+  const { passages } = await spreadPassages(ctx.prisma, exam.courseId, exam.documentIds, REGENERATE_PASSAGES, seed);
   if (!passages.length) throw badInput('The exam’s documents have no ready passages left', 'type');
   const others = (await ctx.prisma.examQuestion.findMany({ where: { examId: exam.id, id: { not: question.id } } })).map(toDraft);
   const old = toDraft(question);

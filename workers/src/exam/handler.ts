@@ -10,6 +10,7 @@ import type { ExamCache } from './cache.js';
 import { generateWithModel } from './model.js';
 import { GenerationTimeout, runOffline } from './offline.js';
 import { loadPassages } from './passages.js';
+import { draftColumns } from '@lib/exam/store.js';
 import { completionMessage, failure, type GenerationSummary } from './report.js';
 
 export interface ExamGenerationConfig {
@@ -200,7 +201,7 @@ export function createExamHandler({ prisma, tasks, model, cache, config }: ExamG
           });
           if (!count) return null; // deleted meanwhile (deleteExam cancels the task first)
           await tx.examQuestion.deleteMany({ where: { examId } });
-          await tx.examQuestion.createMany({ data: outcome.questions.map((q, position) => ({ examId, position, ...columns(q) })) });
+          await tx.examQuestion.createMany({ data: outcome.questions.map((q, position) => ({ examId, position, ...draftColumns(q) })) });
           return tasks.completeIn(tx, taskId, message);
         },
         { timeout: 60_000, maxWait: 10_000 },
@@ -248,27 +249,5 @@ export function createExamHandler({ prisma, tasks, model, cache, config }: ExamG
     } finally {
       clearTimeout(timer);
     }
-  };
-}
-
-function columns(d: ExamQuestionDraft) {
-  return {
-    type: d.type,
-    stem: d.stem,
-    options: d.type === 'MULTIPLE_CHOICE' ? (d.options ?? []) : [],
-    answerIndex: d.type === 'MULTIPLE_CHOICE' ? (d.answerIndex ?? null) : null,
-    answerBool: d.type === 'TRUE_FALSE' ? (d.answerBool ?? null) : null,
-    answerText: d.type === 'FILL_IN_THE_BLANK' || d.type === 'SHORT_ANSWER' ? (d.answerText ?? null) : null,
-    acceptedAnswers: d.type === 'FILL_IN_THE_BLANK' ? (d.acceptedAnswers ?? []) : [],
-    keyTerms: d.type === 'SHORT_ANSWER' ? (d.keyTerms ?? []) : [],
-    explanation: d.explanation,
-    chunkId: d.source.chunkId,
-    documentId: d.source.documentId,
-    documentTitle: d.source.documentTitle,
-    pageStart: d.source.pageStart,
-    pageEnd: d.source.pageEnd,
-    page: d.source.page,
-    pageExact: d.source.pageExact ?? true,
-    sentence: d.source.sentence,
   };
 }
