@@ -180,8 +180,16 @@ suite('every dashboard panel and recording rule returns data from the running se
   }
 
   it('scrapes every service', async () => {
-    const up = await evaluate('sum by (job) (up == 1)');
-    expect(up.map((s) => s.metric['job']).sort()).toEqual(['chat', 'exam', 'rag', 'router', 'tasks', 'worker']);
+    const expected = ['chat', 'exam', 'rag', 'router', 'tasks', 'worker'];
+    // Targets are scraped one after another: wait until each has been scraped once (bounded).
+    const deadline = Date.now() + 60_000;
+    let jobs: string[] = [];
+    while (Date.now() < deadline) {
+      jobs = (await prometheus.query('sum by (job) (up == 1)')).map((s) => String(s.metric['job'])).sort();
+      if (jobs.length === expected.length) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(jobs).toEqual(expected);
   });
 
   it('evaluates every recording rule to data', async () => {
