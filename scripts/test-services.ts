@@ -9,6 +9,8 @@
  * `up` prints one JSON line on stdout: { "started": true|false }, true when it
  * started a service that was not running (so the caller knows to stop it).
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { ensureDatabase } from './lib/database.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 
@@ -21,13 +23,17 @@ export async function testServicesUp(services: boolean): Promise<{ started: bool
   return { started };
 }
 
-const [command, ...flags] = process.argv.slice(2);
-if (command === 'up') {
-  const result = await testServicesUp(flags.includes('--services'));
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-} else if (command === 'down') {
-  await infraDown('test');
-} else if (command !== undefined) {
-  process.stderr.write('usage: tsx scripts/test-services.ts up [--services] | down\n');
-  process.exit(2);
+/** Only as a command: scripts/test.ts imports this file with its own arguments. */
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+if (isEntry) {
+  const [command, ...flags] = process.argv.slice(2);
+  if (command === 'up') {
+    const result = await testServicesUp(flags.includes('--services'));
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else if (command === 'down') {
+    await infraDown('test');
+  } else {
+    process.stderr.write('usage: tsx scripts/test-services.ts up [--services] | down\n');
+    process.exit(2);
+  }
 }
