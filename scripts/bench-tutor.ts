@@ -661,6 +661,8 @@ async function main() {
         ['retrieved -> model request received (coverage, cache, prompt)', (a) => a.retrievedAt, (a) => a.modelRequestAt],
         ['first token written -> delta published (read, flush timer)', (a) => a.modelFirstTokenAt, (a) => a.firstDeltaPublishedAt],
         ['delta published -> first text received (Redis, router, ws)', (a) => a.firstDeltaPublishedAt, (a) => a.firstTextAt],
+        ['  (mutation response -> SNAPSHOT received: subscribing)', (a) => a.askedAt, (a) => a.snapshotAt],
+        ['  (first text received after the SNAPSHOT)', (a) => a.snapshotAt, (a) => a.firstTextAt],
       ]);
       console.log(cpuReport(before, after, names(s, fake)));
       console.log(benchEld());
