@@ -30,7 +30,7 @@ const swc = {
 
 const ROOTS = ['<rootDir>/lib', '<rootDir>/router', '<rootDir>/subgraphs', '<rootDir>/workers', '<rootDir>/scripts', '<rootDir>/tests'];
 
-/** @param {string} name @param {string[]} testMatch @param {string[]} ignore @param {boolean} services */
+/** @param {string} name @param {string[]} testMatch @param {string[]} ignore @param {boolean | 'faults'} services */
 function tier(name, testMatch, ignore, services) {
   return {
     displayName: name,
@@ -52,7 +52,7 @@ function tier(name, testMatch, ignore, services) {
   };
 }
 
-const OTHER_TIERS = ['\\.int\\.test\\.ts$', '\\.e2e\\.test\\.ts$', '\\.corpus\\.test\\.ts$'];
+const OTHER_TIERS = ['\\.int\\.test\\.ts$', '\\.e2e\\.test\\.ts$', '\\.faults\\.test\\.ts$', '\\.corpus\\.test\\.ts$'];
 
 /** @type {import('jest').Config} */
 export default {
@@ -60,6 +60,8 @@ export default {
     tier('unit', ['**/*.test.ts'], OTHER_TIERS, false),
     tier('int', ['**/*.int.test.ts'], [], true),
     tier('e2e', ['**/*.e2e.test.ts'], [], true),
+    // Real processes killed, stopped and restarted: PostgreSQL, PgBouncer and Redis of its own (the faults profile).
+    tier('faults', ['**/*.faults.test.ts'], [], 'faults'),
     tier('corpus', ['**/*.corpus.test.ts'], [], true),
   ],
   coverageProvider: 'v8',

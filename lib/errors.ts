@@ -50,3 +50,65 @@ export const notFound = (what: string) => appError(ErrorCode.NOT_FOUND, `${what}
 export function errorBody(code: ErrorCode, message: string, extra: Record<string, unknown> = {}) {
   return { errors: [{ message, extensions: { code, ...extra } }] };
 }
+
+/** What a client is told to wait (Retry-After, `extensions.retryAfter`) when a dependency is down. */
+export const UNAVAILABLE_RETRY_AFTER_S = 2;
+
+/** SQLSTATEs of a database that cannot be reached or is going away (class 08, 57P01-03, 53300). */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+/** Prisma's codes for the same (can't reach, timed out, closed, pool timeout, too many connections). */
+const UNAVAILABLE_PRISMA = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037']);
+const UNAVAILABLE_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** Driver adapter error kinds (@prisma/driver-adapter-utils) that mean the same. */
+const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+/** Messages of node-postgres, PgBouncer and ioredis that carry no code. */
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|is not queryable|connection timeout|timeout exceeded when trying to connect|Can't reach database|server closed the connection|query_wait_timeout|pgbouncer cannot connect|server login has been failing|Connection is closed|Reached the max retries per request|Stream isn't writeable|the database system is (starting up|shutting down|in recovery)|terminating connection due to administrator command/i;
+
+/**
+ * Whether an error (or anything in its `cause`/`originalError` chain) means that PostgreSQL,
+ * PgBouncer or Redis cannot be reached right now: the request may succeed if retried shortly,
+ * and the client should be told so (SERVICE_UNAVAILABLE), not shown an internal error.
+ */
+export function isDependencyUnavailable(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (current !== null && typeof current === 'object' && !seen.has(current)) {
+    seen.add(current);
+    const e = current as { code?: unknown; kind?: unknown; name?: unknown; message?: unknown; cause?: unknown; originalError?: unknown };
+    if (
+      typeof e.code === 'string' &&
+      (UNAVAILABLE_PRISMA.has(e.code) || UNAVAILABLE_ERRNO.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))
+    ) {
+      return true;
+    }
+    if (typeof e.kind === 'string' && UNAVAILABLE_KINDS.has(e.kind)) return true;
+    if (
+      typeof (e as { originalCode?: unknown }).originalCode === 'string' &&
+      UNAVAILABLE_SQLSTATE.test((e as { originalCode: string }).originalCode)
+    ) {
+      return true;
+    }
+    if (e.name === 'MaxRetriesPerRequestError' || e.name === 'PrismaClientInitializationError') return true;
+    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
+    current = e.originalError ?? e.cause;
+  }
+  return false;
+}
+
+/** The error a client gets instead: retryable, with no detail of what failed inside. */
+export function unavailableError(extra: Record<string, unknown> = {}) {
+  return appError(ErrorCode.SERVICE_UNAVAILABLE, 'The service is temporarily unavailable; retry shortly', {
+    retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+    ...extra,
+  });
+}

@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import type { GraphQLFormattedError } from 'graphql';
-import { ErrorCode } from './errors.js';
+import { ErrorCode, isDependencyUnavailable, UNAVAILABLE_RETRY_AFTER_S } from './errors.js';
 import type { Logger } from './logger.js';
 
 export interface LoggedContext extends BaseContext {
@@ -60,6 +60,15 @@ export function formatErrorFor(log: Logger, production: boolean) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.['code'];
     const known = typeof code === 'string' && CLIENT_ERROR_CODES.has(code);
+    // PostgreSQL, PgBouncer or Redis out of reach: retryable, said so, in every mode (no driver message).
+    if (!known && isDependencyUnavailable(error)) {
+      log.warn({ err: error }, 'dependency unavailable');
+      return {
+        message: 'The service is temporarily unavailable; retry shortly',
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, retryAfter: UNAVAILABLE_RETRY_AFTER_S },
+      };
+    }
     if (code === ErrorCode.INTERNAL_SERVER_ERROR || code === undefined || (production && !known)) {
       log.error({ err: error, code }, 'unexpected error in resolver');
       if (production) {

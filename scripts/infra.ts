@@ -38,8 +38,12 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { renderFile } from './lib/template.js';
 
-export type Profile = 'dev' | 'test';
-export const PROFILES: readonly Profile[] = ['dev', 'test'];
+/**
+ * dev: `npm run dev`. test: the test tiers. faults: the faults tier, whose tests kill and restart
+ * these processes (so nothing else ever shares them).
+ */
+export type Profile = 'dev' | 'test' | 'faults';
+export const PROFILES: readonly Profile[] = ['dev', 'test', 'faults'];
 
 export interface InfraEnv {
   /** Through PgBouncer (transaction pooling): what services use. */
@@ -63,10 +67,12 @@ interface Ports {
   redis: number;
 }
 
-const DEFAULT_PORTS: Record<Profile, Ports> = {
+const DEFAULT_PORTS: Record<Exclude<Profile, 'faults'>, Ports> = {
   dev: { postgres: 55432, pgbouncer: 56432, redis: 56379 },
   test: { postgres: 55442, pgbouncer: 56442, redis: 56389 },
 };
+/** The faults profile sits next to the test profile (whose ports PG_PORT & co. may move): +5 each, or FAULTS_*_PORT. */
+const FAULTS_PORT_OFFSET = 5;
 
 const DB_USER = 'aiteacher';
 const DB_PASSWORD = 'aiteacher';
@@ -117,6 +123,14 @@ function envPort(name: string, fallback: number): number {
 }
 
 export function infraPorts(profile: Profile): Ports {
+  if (profile === 'faults') {
+    const t = infraPorts('test');
+    return {
+      postgres: envPort('FAULTS_PG_PORT', t.postgres + FAULTS_PORT_OFFSET),
+      pgbouncer: envPort('FAULTS_PGBOUNCER_PORT', t.pgbouncer + FAULTS_PORT_OFFSET),
+      redis: envPort('FAULTS_REDIS_PORT', t.redis + FAULTS_PORT_OFFSET),
+    };
+  }
   const d = DEFAULT_PORTS[profile];
   return {
     postgres: envPort('PG_PORT', d.postgres),
@@ -516,7 +530,7 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>): Promise<T> {
 export function postgresConf(profile: Profile, port: number): string {
   const header = '# Written by scripts/infra.ts on every `up` from config/postgresql.conf; edit that file, not this one.\n';
   const main = renderFile(join(CONFIG_DIR, 'postgresql.conf'), { PG_LISTEN_ADDRESSES: HOST, PG_PORT: port, PG_SOCKET_DIR: '' });
-  const test = profile === 'test' ? readFileSync(join(CONFIG_DIR, 'postgresql-test.conf'), 'utf8') : '';
+  const test = profile !== 'dev' ? readFileSync(join(CONFIG_DIR, 'postgresql-test.conf'), 'utf8') : '';
   return `${header}${main}${test}`;
 }
 
@@ -831,6 +845,18 @@ async function redisDown(dir: string, port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------
 // Public API
 
+/**
+ * The pid of one of a profile's running services, or null: what the faults tier signals
+ * (SIGKILL, SIGSTOP, a fast shutdown) before `infraUp` starts it again.
+ */
+export function infraPid(profile: Profile, service: ServiceName): number | null {
+  const l = layout(profile);
+  if (service === 'redis') return redisRunningPid(l.redisDir);
+  const dir = existingPgDir(l);
+  if (dir === null) return null;
+  return service === 'postgres' ? pgRunningPid(pgPaths(dir)) : pgbouncerRunningPid(pgPaths(dir));
+}
+
 export async function infraUp(profile: Profile): Promise<InfraUpResult> {
   const l = layout(profile);
   const ports = infraPorts(profile);
@@ -892,7 +918,7 @@ function parseArgs(argv: readonly string[]): { command: string | undefined; prof
 }
 
 async function main(): Promise<void> {
-  const usage = 'usage: tsx scripts/infra.ts <up|down|env> [--profile dev|test]';
+  const usage = 'usage: tsx scripts/infra.ts <up|down|env> [--profile dev|test|faults]';
   const { command, profile } = parseArgs(process.argv.slice(2));
   switch (command) {
     case 'up':

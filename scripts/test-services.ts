@@ -1,10 +1,11 @@
 /**
  * The services a test tier needs, for the test runner and Jest's global setup.
  *
- *   tsx scripts/test-services.ts up [--services]   generate the Prisma client; with
- *                                                  --services also start (or reuse) the
- *                                                  test profile and apply the migrations
- *   tsx scripts/test-services.ts down              stop the test profile
+ *   tsx scripts/test-services.ts up [--services] [--profile faults]
+ *       generate the Prisma client; with --services also start (or reuse) the test
+ *       profile (or the faults tier's own, which its tests kill and restart) and apply
+ *       the migrations
+ *   tsx scripts/test-services.ts down [--profile faults]   stop that profile
  *
  * `up` prints one JSON line on stdout: { "started": true|false }, true when it
  * started a service that was not running (so the caller knows to stop it).
@@ -14,12 +15,14 @@ import { pathToFileURL } from 'node:url';
 import { ensureDatabase } from './lib/database.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 
-export async function testServicesUp(services: boolean): Promise<{ started: boolean }> {
+export type TestProfile = 'test' | 'faults';
+
+export async function testServicesUp(services: boolean, profile: TestProfile = 'test'): Promise<{ started: boolean }> {
   // Even unit tests import code that needs the generated Prisma client.
   await ensureDatabase({ migrate: false });
   if (!services) return { started: false };
-  const started = (await infraUp('test')).started.length > 0;
-  await ensureDatabase({ migrate: true, directUrl: infraEnv('test').DIRECT_DATABASE_URL });
+  const started = (await infraUp(profile)).started.length > 0;
+  await ensureDatabase({ migrate: true, directUrl: infraEnv(profile).DIRECT_DATABASE_URL });
   return { started };
 }
 
@@ -27,13 +30,14 @@ export async function testServicesUp(services: boolean): Promise<{ started: bool
 const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (isEntry) {
   const [command, ...flags] = process.argv.slice(2);
+  const profile: TestProfile = flags.includes('--profile') && flags[flags.indexOf('--profile') + 1] === 'faults' ? 'faults' : 'test';
   if (command === 'up') {
-    const result = await testServicesUp(flags.includes('--services'));
+    const result = await testServicesUp(flags.includes('--services'), profile);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else if (command === 'down') {
-    await infraDown('test');
+    await infraDown(profile);
   } else {
-    process.stderr.write('usage: tsx scripts/test-services.ts up [--services] | down\n');
+    process.stderr.write('usage: tsx scripts/test-services.ts up [--services] [--profile faults] | down [--profile faults]\n');
     process.exit(2);
   }
 }

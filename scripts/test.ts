@@ -10,6 +10,8 @@
  *   unit    *.test.ts        no services, files in parallel
  *   int     *.int.test.ts    real PostgreSQL (through PgBouncer) and Redis, in band
  *   e2e     *.e2e.test.ts    the whole stack as processes, in band
+ *   faults  *.faults.test.ts the stack while its PostgreSQL, PgBouncer, Redis and subgraphs are
+ *                            killed, stalled and restarted (a profile of its own), and under load
  *   corpus  *.corpus.test.ts reads ../shared (skips, saying so, where absent), in band
  *
  * The last line sums every tier: `tests: N passed, N failed, N skipped`.
@@ -20,7 +22,7 @@ import { join } from 'node:path';
 import { infraDown } from './infra.js';
 import { testServicesUp } from './test-services.js';
 
-const TIERS = ['unit', 'int', 'e2e', 'corpus'] as const;
+const TIERS = ['unit', 'int', 'e2e', 'faults', 'corpus'] as const;
 type Tier = (typeof TIERS)[number];
 
 const args = process.argv.slice(2);
@@ -42,7 +44,8 @@ interface JestJson {
   success: boolean;
 }
 
-const needsServices = tiers.some((t) => t !== 'unit');
+// The faults tier starts its own profile (its Jest global setup).
+const needsServices = tiers.some((t) => t !== 'unit' && t !== 'faults');
 let started = false;
 let failed = false;
 const totals = { passed: 0, failed: 0, skipped: 0, brokenSuites: 0 };

@@ -31,6 +31,7 @@ import type { TaskEventStream } from '@lib/tasks/events.js';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { createQueryGuard, type QueryLimits } from './limits.js';
+import { unavailableResponses } from './unavailable.js';
 
 export interface RouterOptions {
   host: string;
@@ -206,6 +207,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       metricsPlugin(metrics),
       requestLogPlugin<RouterContext>(),
       subscriptionsOverWebSocket,
+      unavailableResponses,
       ...guard.plugins,
       landingPage,
     ],

@@ -2,8 +2,11 @@
 import { spawnSync } from 'node:child_process';
 
 export default async function teardown() {
-  const rootDir = globalThis.__TEST_SERVICES_STARTED__;
-  if (!rootDir) return;
+  const started = globalThis.__TEST_SERVICES_STARTED__;
+  if (!started) return;
   delete globalThis.__TEST_SERVICES_STARTED__;
-  spawnSync(process.execPath, ['--import', 'tsx', 'scripts/test-services.ts', 'down'], { cwd: rootDir, stdio: 'inherit' });
+  spawnSync(process.execPath, ['--import', 'tsx', 'scripts/test-services.ts', 'down', '--profile', started.profile], {
+    cwd: started.rootDir,
+    stdio: 'inherit',
+  });
 }

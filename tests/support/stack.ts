@@ -15,6 +15,8 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
 
 export interface TestStack extends Stack {
   keys: TestKeys;
+  /** The PostgreSQL (through PgBouncer) and Redis this stack uses. */
+  infra: { DATABASE_URL: string; REDIS_URL: string };
   blobDir: string;
   /** A user id unique to this run, so tests never share data. */
   user(prefix: string): string;
@@ -32,10 +34,17 @@ export interface TestStack extends Stack {
 
 /** The whole stack (four subgraphs and the router) as real processes on random ports. */
 export async function startTestStack(
-  opts: { router?: Record<string, string>; subgraphs?: Record<string, string>; worker?: Record<string, string>; workers?: number } = {},
+  opts: {
+    router?: Record<string, string>;
+    subgraphs?: Record<string, string>;
+    worker?: Record<string, string>;
+    workers?: number;
+    /** Another PostgreSQL/Redis than the test profile's (the faults tier's). */
+    infra?: { DATABASE_URL: string; REDIS_URL: string };
+  } = {},
 ): Promise<TestStack> {
   const keys = await createTestKeys();
-  const infra = testInfra();
+  const infra = opts.infra ?? testInfra();
   const subgraphEnv = { ...opts.subgraphs };
   const blobDir = mkdtempSync(join(tmpdir(), 'blobs-'));
   const stack = await startStack({
@@ -88,6 +97,7 @@ export async function startTestStack(
   return {
     ...stack,
     keys,
+    infra: { DATABASE_URL: infra.DATABASE_URL, REDIS_URL: infra.REDIS_URL },
     blobDir,
     user: (prefix) => `${prefix}-${run}`,
     token: (sub, role) => keys.token(sub, role),
@@ -108,7 +118,7 @@ export function startExtraRouter(stack: TestStack, name: string, env: Record<str
     OPS_PORT: '0',
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
-    REDIS_URL: testInfra().REDIS_URL,
+    REDIS_URL: stack.infra.REDIS_URL,
     BLOB_DIR: stack.blobDir,
     JWT_ISSUER: TEST_ISSUER,
     JWT_AUDIENCE: TEST_AUDIENCE,
