@@ -11,6 +11,11 @@ export interface ProbeOptions {
   log: Logger;
   /** Every dependency the service needs to serve; each returns normally when reachable. */
   checks: Record<string, () => Promise<unknown>>;
+  /**
+   * More to show in the detailed `/ready` that does not decide readiness (the router's view of its
+   * subgraphs: one being down does not stop it answering the rest).
+   */
+  info?: () => Record<string, unknown>;
 }
 
 export interface ProbeSet {
@@ -28,7 +33,7 @@ export interface ProbeSet {
  * three with details (a service on a private network); a public port takes `{ details: false,
  * metrics: false }` and leaves the rest to `startOpsServer`.
  */
-export function mountProbes(app: Express, { lifecycle, registry, log, checks }: ProbeOptions, set: ProbeSet = {}) {
+export function mountProbes(app: Express, { lifecycle, registry, log, checks, info }: ProbeOptions, set: ProbeSet = {}) {
   const { details = true, metrics = true } = set;
   // Without details the port is public: checks run at most once a second, whoever asks.
   let recent: { at: number; result: Promise<{ ok: boolean; results: Record<string, string> }> } | undefined;
@@ -55,7 +60,7 @@ export function mountProbes(app: Express, { lifecycle, registry, log, checks }: 
   });
   app.get('/ready', async (_req, res) => {
     if (lifecycle.draining) {
-      res.status(503).json({ status: 'draining' });
+      res.status(503).json(details ? { status: 'draining', ...info?.() } : { status: 'draining' });
       return;
     }
     let checked: Promise<{ ok: boolean; results: Record<string, string> }>;
@@ -67,7 +72,7 @@ export function mountProbes(app: Express, { lifecycle, registry, log, checks }: 
     }
     const { ok, results } = await checked;
     const status = ok ? 'ready' : 'unavailable';
-    res.status(ok ? 200 : 503).json(details ? { status, checks: results } : { status });
+    res.status(ok ? 200 : 503).json(details ? { status, checks: results, ...info?.() } : { status });
   });
   if (metrics) {
     app.get('/metrics', async (_req, res) => {

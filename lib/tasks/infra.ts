@@ -16,10 +16,20 @@ export interface TaskInfra {
   close(): Promise<void>;
 }
 
-/** What every process that starts or changes tasks needs: Redis, the queues, the event publisher, the task store. */
-export function createTaskInfra(redisUrl: string, prisma: PrismaClient, log: Logger): TaskInfra {
-  const connection = bullConnection(redisUrl);
-  const redis = new Redis(redisOptionsFromUrl(redisUrl, { maxRetriesPerRequest: null }));
+/**
+ * What every process that starts or changes tasks needs: Redis, the queues, the event publisher, the task store.
+ *
+ * `failFast` (subgraphs, which answer requests): while Redis is out of reach a command fails after
+ * one reconnection attempt instead of waiting for Redis, so a request is answered SERVICE_UNAVAILABLE
+ * at once (or, for an enqueue after the commit, left to the reconciler) rather than hanging. Workers
+ * wait for Redis instead (BullMQ's workers require it).
+ */
+export function createTaskInfra(redisUrl: string, prisma: PrismaClient, log: Logger, opts: { failFast?: boolean } = {}): TaskInfra {
+  const retries = opts.failFast ? 1 : null;
+  const connection: ConnectionOptions = opts.failFast
+    ? (redisOptionsFromUrl(redisUrl, { maxRetriesPerRequest: retries }) as ConnectionOptions)
+    : bullConnection(redisUrl);
+  const redis = new Redis(redisOptionsFromUrl(redisUrl, { maxRetriesPerRequest: retries }));
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   const queues = createJobQueues(connection, (err) => log.error({ err }, 'queue error'));
   const publisher = createTaskEventPublisher(connection);

@@ -1,13 +1,24 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { GraphQLError } from 'graphql';
 import type { Histogram } from 'prom-client';
+import { ErrorCode, UNAVAILABLE_RETRY_AFTER_S } from '@lib/errors.js';
 import { IdentityHeaders } from '@lib/identity.js';
 import type { AssertionSigner } from '@lib/internal-auth.js';
 import type { RouterContext } from './context.js';
+
+export interface SubgraphHealthSink {
+  /** A fetch to this subgraph failed (no answer, timeout, 5xx) or succeeded. */
+  report(subgraph: string, ok: boolean, reason?: string): void;
+}
 
 /**
  * Calls one subgraph. Identity travels as headers for convenience and as a
  * signed assertion for trust; the request is built here, so nothing a client
  * sent in its own headers reaches the subgraph.
+ *
+ * A subgraph that does not answer within `timeoutMs`, cannot be reached or answers 5xx fails
+ * only its part of the query: the gateway answers the rest, with a SERVICE_UNAVAILABLE error
+ * naming the subgraph (and the fields it would have resolved are null).
  */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
   constructor(
@@ -15,8 +26,13 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
     url: string,
     private readonly signer: AssertionSigner,
     private readonly fetchSeconds: Histogram<'subgraph' | 'outcome'>,
+    private readonly timeoutMs: number,
+    private readonly health?: SubgraphHealthSink,
   ) {
     super({ url });
+    const fetcher = this.fetcher;
+    // The gateway's own fetcher (keep-alive, no retries) with a deadline on the whole exchange.
+    this.fetcher = (input, init) => fetcher(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) } as typeof init);
   }
 
   override async willSendRequest({
@@ -37,10 +53,48 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
     try {
       const response = await super.process(options);
       end({ outcome: response.errors?.length ? 'error' : 'success' });
+      this.health?.report(this.subgraph, true);
       return response;
     } catch (err) {
-      end({ outcome: 'failure' });
-      throw err;
+      const timedOut = isTimeout(err);
+      end({ outcome: timedOut ? 'timeout' : 'failure' });
+      if (!isUnavailable(err)) throw err;
+      const reason = timedOut ? `no answer within ${this.timeoutMs} ms` : describe(err);
+      this.health?.report(this.subgraph, false, reason);
+      if ('log' in options.context && options.context.log) {
+        options.context.log.warn({ subgraph: this.subgraph, reason }, 'subgraph unavailable');
+      }
+      throw new GraphQLError(
+        timedOut ? `The ${this.subgraph} service did not answer in time` : `The ${this.subgraph} service is unavailable`,
+        { extensions: { code: ErrorCode.SERVICE_UNAVAILABLE, subgraph: this.subgraph, retryAfter: UNAVAILABLE_RETRY_AFTER_S } },
+      );
     }
   }
+}
+
+function isTimeout(err: unknown): boolean {
+  const e = err as { name?: string; type?: string; cause?: { name?: string } } | null;
+  return e?.name === 'TimeoutError' || e?.name === 'AbortError' || e?.type === 'aborted' || e?.cause?.name === 'TimeoutError';
+}
+
+/**
+ * No answer (refused, reset, timed out) or a 5xx: the subgraph is down or overloaded. A 4xx (its
+ * assertion refused) is a bug of ours, not an outage, and stays what it is.
+ */
+function isUnavailable(err: unknown): boolean {
+  if (isTimeout(err)) return true;
+  if (err instanceof GraphQLError) {
+    const status = (err.extensions?.['response'] as { status?: number } | undefined)?.status;
+    return typeof status === 'number' && status >= 500;
+  }
+  return err instanceof Error; // FetchError (ECONNREFUSED, ECONNRESET, socket hang up...)
+}
+
+function describe(err: unknown): string {
+  if (err instanceof GraphQLError) {
+    const status = (err.extensions?.['response'] as { status?: number } | undefined)?.status;
+    if (status) return `HTTP ${status}`;
+  }
+  const e = err as { code?: string; message?: string };
+  return e.code ?? e.message ?? 'unknown error';
 }

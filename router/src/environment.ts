@@ -26,6 +26,18 @@ export const schema = z
     SUBGRAPH_CHAT_URL: z.string().url().optional(),
     SUBGRAPH_EXAM_URL: z.string().url().optional(),
     SUBGRAPH_TASKS_URL: z.string().url().optional(),
+    /**
+     * How long the router waits for a subgraph's answer before giving up on that part of the
+     * query (the rest is answered, with a SERVICE_UNAVAILABLE error naming the subgraph).
+     * Subgraphs only do short work (long jobs are tasks); SUBGRAPH_<NAME>_TIMEOUT_MS sets one.
+     */
+    SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+    SUBGRAPH_RAG_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
+    SUBGRAPH_CHAT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
+    SUBGRAPH_EXAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
+    SUBGRAPH_TASKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
+    /** How often each subgraph's /ready is polled for the router's health view (/ready on OPS_PORT, subgraph_up). */
+    SUBGRAPH_HEALTH_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
 
     JWT_ISSUER: z.string().min(1),
     JWT_AUDIENCE: z.string().min(1),

@@ -62,6 +62,14 @@ async function main() {
     supergraphPath: env.SUPERGRAPH_PATH,
     supergraphPollMs: env.SUPERGRAPH_POLL_MS,
     subgraphUrls: { rag: env.SUBGRAPH_RAG_URL, chat: env.SUBGRAPH_CHAT_URL, exam: env.SUBGRAPH_EXAM_URL, tasks: env.SUBGRAPH_TASKS_URL },
+    subgraphTimeoutMs: (name) =>
+      ({
+        rag: env.SUBGRAPH_RAG_TIMEOUT_MS,
+        chat: env.SUBGRAPH_CHAT_TIMEOUT_MS,
+        exam: env.SUBGRAPH_EXAM_TIMEOUT_MS,
+        tasks: env.SUBGRAPH_TASKS_TIMEOUT_MS,
+      })[name] ?? env.SUBGRAPH_TIMEOUT_MS,
+    subgraphHealthIntervalMs: env.SUBGRAPH_HEALTH_INTERVAL_MS,
     corsOrigins: env.CORS_ORIGINS,
     sandboxToken: env.SANDBOX_DEV_TOKEN,
     maxBodyBytes: env.MAX_BODY_BYTES,

@@ -9,7 +9,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter } from 'prom-client';
-import { ErrorCode, errorBody } from '@lib/errors.js';
+import { ErrorCode, errorBody, UNAVAILABLE_RETRY_AFTER_S } from '@lib/errors.js';
 import { formatErrorFor, requestLogPlugin } from '@lib/graphql-plugins.js';
 import type { AssertionSigner } from '@lib/internal-auth.js';
 import { createLifecycle, type Lifecycle, type ShutdownStep } from '@lib/lifecycle.js';
@@ -32,6 +32,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { createQueryGuard, type QueryLimits } from './limits.js';
 import { unavailableResponses } from './unavailable.js';
+import { createSubgraphHealth } from './subgraph-health.js';
 
 export interface RouterOptions {
   host: string;
@@ -43,6 +44,10 @@ export interface RouterOptions {
   supergraphPath: string;
   supergraphPollMs: number;
   subgraphUrls: Record<string, string | undefined>;
+  /** Per subgraph: how long the router waits for it (SUBGRAPH_TIMEOUT_MS, SUBGRAPH_<NAME>_TIMEOUT_MS). */
+  subgraphTimeoutMs: (subgraph: string) => number;
+  /** How often each subgraph's /ready is polled for the health view. */
+  subgraphHealthIntervalMs: number;
   corsOrigins: string[];
   sandboxToken?: string | undefined;
   maxBodyBytes: number;
@@ -147,12 +152,20 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     },
   };
 
+  const subgraphTargets = new Map<string, string>();
+  const subgraphHealth = createSubgraphHealth({
+    urls: subgraphTargets,
+    intervalMs: opts.subgraphHealthIntervalMs,
+    registry: metrics.registry,
+    log,
+  });
   const gateway = new ApolloGateway({
     supergraphSdl: new FileSupergraphManager(opts.supergraphPath, opts.supergraphPollMs, log),
     buildService: ({ name, url }) => {
       const target = opts.subgraphUrls[name] ?? url;
       if (!target) throw new Error(`no URL for subgraph "${name}"`);
-      return new SubgraphDataSource(name, target, opts.signer, fetchSeconds);
+      subgraphTargets.set(name, target);
+      return new SubgraphDataSource(name, target, opts.signer, fetchSeconds, opts.subgraphTimeoutMs(name), subgraphHealth);
     },
     logger: log.child({ component: 'gateway' }),
   });
@@ -213,6 +226,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     ],
   });
   await apollo.start();
+  void subgraphHealth.probeNow();
 
   const subscriptions = startSubscriptions({
     server,
@@ -248,6 +262,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     registry: metrics.registry,
     log,
     checks: probeChecks,
+    info: () => ({ subgraphs: subgraphHealth.view() }),
   });
 
   const lifecycle = createLifecycle({
@@ -258,6 +273,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       // WebSocket clients are told to reconnect elsewhere (1001), then HTTP drains.
       { name: 'subscriptions', run: () => subscriptions.close() },
       { name: 'http', run: () => apollo.stop() },
+      { name: 'subgraph health', run: async () => subgraphHealth.close() },
       ...opts.closeSteps,
       // Last: readiness stays observable (503) on the internal port until the end.
       { name: 'ops', run: () => ops.close() },
@@ -322,7 +338,14 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
         res.status(401).json(errorBody(ErrorCode.UNAUTHENTICATED, err.message, { reason: err.reason }));
       } else if (err instanceof KeySourceError) {
         reqLog.error({ err }, 'key set unavailable');
-        res.status(503).json(errorBody(ErrorCode.SERVICE_UNAVAILABLE, 'Authentication is temporarily unavailable'));
+        res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
+        res
+          .status(503)
+          .json(
+            errorBody(ErrorCode.SERVICE_UNAVAILABLE, 'Authentication is temporarily unavailable', {
+              retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+            }),
+          );
       } else {
         next(err);
       }

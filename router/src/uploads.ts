@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { BlobTooLargeError, type BlobStore } from '@lib/blob/store.js';
-import { ErrorCode } from '@lib/errors.js';
+import { ErrorCode, isDependencyUnavailable, UNAVAILABLE_RETRY_AFTER_S } from '@lib/errors.js';
 import type { Identity } from '@lib/identity.js';
 import type { Logger } from '@lib/logger.js';
 import {
@@ -81,7 +81,10 @@ const overDailyQuota = (usage: DailyUploadUsage, requestedBytes?: number) => {
   const { message, extensions } = dailyQuotaRefusal(usage, requestedBytes);
   return new Refusal(429, ErrorCode.RATE_LIMITED, message, extensions);
 };
-const quotaUnavailable = () => new Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, 'Uploads are temporarily unavailable; try again');
+const quotaUnavailable = () =>
+  new Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, 'Uploads are temporarily unavailable; try again', {
+    retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+  });
 
 /**
  * Counts a file's bytes against its uploader's daily quota while they arrive, reserving ahead in
@@ -200,7 +203,9 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
       } catch (err) {
         await deleteBlob(deps.blobStore, blobKey, log);
         log.error({ err, uploadId }, 'upload metadata not saved');
-        throw new Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, 'Uploads are temporarily unavailable; try again');
+        throw new Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, 'Uploads are temporarily unavailable; try again', {
+          retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+        });
       }
       log.info({ uploadId, size: file.size, format: file.format, sha256: file.sha256 }, 'upload stored');
       res.status(201).json({ uploadId, size: file.size, sha256: file.sha256, format: file.format, filename: file.filename });
@@ -215,6 +220,15 @@ export function createUploadHandler(deps: UploadHandlerDeps): RequestHandler {
         log[level]({ uploadId, status: err.status, code: err.code }, 'upload refused');
         if (typeof err.extra['retryAfter'] === 'number' && !res.headersSent) res.setHeader('Retry-After', String(err.extra['retryAfter']));
         respond(req, res, err.status, err.code, err.message, err.extra);
+        return;
+      }
+      if (isDependencyUnavailable(err)) {
+        // Redis (quota, records) out of reach: retryable, and said so.
+        log.warn({ err, uploadId }, 'upload refused: a dependency is unavailable');
+        if (!res.headersSent) res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
+        respond(req, res, 503, ErrorCode.SERVICE_UNAVAILABLE, 'Uploads are temporarily unavailable; try again', {
+          retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+        });
         return;
       }
       log.error({ err, uploadId }, 'upload failed');

@@ -8,7 +8,7 @@ import { createContextFactory, resolvers } from './resolvers.js';
 async function main() {
   const env = readEnv();
   const base = await createSubgraphBase('exam', env);
-  const infra = createTaskInfra(env.REDIS_URL, base.prisma, base.log);
+  const infra = createTaskInfra(env.REDIS_URL, base.prisma, base.log, { failFast: true });
   await base.start({
     schemaUrl: new URL('../schema.graphql', import.meta.url),
     resolvers,
