@@ -56,8 +56,11 @@ export const UNAVAILABLE_RETRY_AFTER_S = 2;
 
 /** SQLSTATEs of a database that cannot be reached or is going away (class 08, 57P01-03, 53300). */
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
-/** Prisma's codes for the same (can't reach, timed out, closed, pool timeout, too many connections). */
-const UNAVAILABLE_PRISMA = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037']);
+/**
+ * Prisma's codes for the same (can't reach, timed out, closed, pool timeout, too many connections,
+ * no connection for a transaction in time: the database is saturated, retrying later helps).
+ */
+const UNAVAILABLE_PRISMA = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028', 'P2037']);
 const UNAVAILABLE_ERRNO = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
