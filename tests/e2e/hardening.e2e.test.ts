@@ -375,7 +375,9 @@ describe('the router in production', () => {
     const publicReady = await call(`${publicBase}/ready`);
     expect({ status: publicReady.status, body: publicReady.body }).toEqual({ status: 200, body: { status: 'ready' } });
     const opsReady = await call(`${prod.opsUrl}/ready`);
-    expect(opsReady.body).toEqual({ status: 'ready', checks: { supergraph: 'ok', redis: 'ok' } });
+    expect(opsReady.body).toMatchObject({ status: 'ready', checks: { supergraph: 'ok', redis: 'ok' } });
+    // And how it sees each subgraph (the public /ready says none of it).
+    expect(Object.keys((opsReady.body as { subgraphs: object }).subgraphs).sort()).toEqual(['chat', 'exam', 'rag', 'tasks']);
     const metrics = await call(`${prod.opsUrl}/metrics`);
     expect(metrics.text).toMatch(/graphql_requests_total\{/);
     expect(metrics.text).toMatch(/rate_limit_rejections_total|process_cpu_seconds_total/);
