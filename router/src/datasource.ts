@@ -30,9 +30,15 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
     private readonly health?: SubgraphHealthSink,
   ) {
     super({ url });
-    const fetcher = this.fetcher;
-    // The gateway's own fetcher (keep-alive, no retries) with a deadline on the whole exchange.
-    this.fetcher = (input, init) => fetcher(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) } as typeof init);
+    /*
+     * Node's own fetch (undici: keep-alive, a pool per subgraph, no limit on sockets), not the
+     * gateway's default make-fetch-happen: its HTTP cache lookups, minipass streams and agent-base
+     * (a stack trace captured per request, mapped through source maps under tsx) were 29% of the
+     * router's busy CPU in a bench:router profile, and a call cost 0.6-0.8 ms of client CPU against
+     * 0.5-0.6 ms through Node's fetch. With a deadline on the whole exchange.
+     */
+    this.fetcher = ((input: string, init: RequestInit) =>
+      fetch(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) })) as unknown as RemoteGraphQLDataSource['fetcher'];
   }
 
   override async willSendRequest({
@@ -95,6 +101,6 @@ function describe(err: unknown): string {
     const status = (err.extensions?.['response'] as { status?: number } | undefined)?.status;
     if (status) return `HTTP ${status}`;
   }
-  const e = err as { code?: string; message?: string };
-  return e.code ?? e.message ?? 'unknown error';
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return e.code ?? e.cause?.code ?? e.cause?.message ?? e.message ?? 'unknown error';
 }

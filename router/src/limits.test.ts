@@ -294,7 +294,8 @@ describe('query limits in Apollo Server (the router HTTP path)', () => {
         { message: expect.stringMatching(/aliases/), extensions: { code: 'BAD_USER_INPUT', limit: 'maxAliases', max: 15, found: 16 } },
       ],
     });
-    expect(charged).not.toHaveBeenCalled();
+    // Refused before it ran: it costs the request's one point, as any request does.
+    expect(charged.mock.calls).toEqual([[1]]);
     const directives = await post('query cop { __typename @aa@aa@aa@aa@aa@aa@aa@aa@aa@aa }');
     expect(directives.body.errors).toHaveLength(1);
     expect(directives.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', limit: 'maxDirectives' });
@@ -312,22 +313,40 @@ describe('query limits in Apollo Server (the router HTTP path)', () => {
     });
   });
 
-  it('charges the points an operation costs beyond the request’s first, and refuses with 429 when they are not there', async () => {
+  it('charges all the points an operation costs in one call, and refuses with 429 when they are not there', async () => {
     const cheap = await post('{ myCourses { id } }');
     expect(cheap.body).toEqual({ data: { myCourses: [] } });
-    expect(charged).not.toHaveBeenCalled();
+    expect(charged.mock.calls).toEqual([[1]]);
+    expect(cheap.headers.get('x-ratelimit-limit')).toBe('120');
+    expect(cheap.headers.get('x-ratelimit-remaining')).toBe('100');
     const searches = `{ ${Array.from({ length: 15 }, (_, i) => `s${i}: search(courseId: "c", query: "q") { chunkId }`).join(' ')} }`;
     const expensive = await post(searches);
     expect(expensive.status).toBe(200);
-    // 15 x (100 + 1 + 10 x 0) = 1515 units: 15 points, the first already taken.
-    expect(charged).toHaveBeenCalledWith(14);
+    // 15 x (100 + 1 + 10 x 0) = 1515 units: 15 points, the first included, in one call.
+    expect(charged.mock.calls).toEqual([[15]]);
     expect(expensive.headers.get('x-ratelimit-remaining')).toBe('100');
     const refused = await post(searches, { allowed: false, limit: 120, retryAfterS: 7 });
+    expect(charged.mock.calls).toEqual([[15]]);
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('7');
+    expect(refused.headers.get('x-ratelimit-limit')).toBe('120');
     expect(refused.body).toEqual({
       errors: [{ message: expect.stringMatching(/retry in 7 s/), extensions: { code: 'RATE_LIMITED', retryAfter: 7 } }],
     });
+  });
+
+  it('charges one point for a request that never runs, and answers 429 instead when that point is not there', async () => {
+    const refusal = { allowed: false, limit: 120, retryAfterS: 9 } as const;
+    for (const query of ['{ myCourses { id }', '{ noSuchField }', `{ ${'__typename '.repeat(1001)}}`]) {
+      const allowed = await post(query);
+      expect({ query, status: allowed.status, calls: charged.mock.calls }).toEqual({ query, status: 400, calls: [[1]] });
+      const refused = await post(query, refusal);
+      expect({ query, status: refused.status, calls: charged.mock.calls }).toEqual({ query, status: 429, calls: [[1]] });
+      expect(refused.headers.get('retry-after')).toBe('9');
+      expect(refused.body).toEqual({
+        errors: [{ message: 'Too many requests; retry in 9 s', extensions: { code: 'RATE_LIMITED', retryAfter: 9 } }],
+      });
+    }
   });
 
   it('in production: no suggestions, internal errors masked, no stack traces or subgraph names relayed', async () => {

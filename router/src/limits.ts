@@ -26,7 +26,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { ErrorCode } from '@lib/errors.js';
-import type { RateDecision } from './rate-limit.js';
+import type { RateDecision, RateRefusal } from './rate-limit.js';
 
 /**
  * What one GraphQL operation may ask of the router, over HTTP and in a subscription:
@@ -185,11 +185,17 @@ export function estimateCost(
   return selectionCost(operation.selectionSet, root, undefined);
 }
 
-/** Per request: where its cost is recorded, and how its points beyond the first are charged. */
+/** Per request: where its cost is recorded, and how its points are charged. */
 export interface CostedContext extends BaseContext {
-  /** Set by the router's HTTP handler only: operations the router runs itself (subscriptions) are not charged again. */
+  /**
+   * Charges the request's points to the user's rate limit: all of them in one call (one Redis round
+   * trip), made once per request. Set by the router's HTTP handler only: operations the router runs
+   * itself (subscriptions) are not charged again.
+   */
   chargeCost?: (points: number) => Promise<RateDecision>;
   cost?: number;
+  /** The rate limit's decision once the request was charged. */
+  rateDecision?: RateDecision;
 }
 
 export interface QueryGuard {
@@ -218,7 +224,7 @@ export interface QueryGuardOptions {
   production: boolean;
   model?: CostModel;
   /** Called when the cost's extra points are refused (for the rate-limit metric and log). */
-  onRateLimited?: (context: CostedContext, decision: Extract<RateDecision, { allowed: false }>) => void;
+  onRateLimited?: (context: CostedContext, decision: RateRefusal) => void;
 }
 
 const DESCRIBE: Record<Exclude<LimitName, 'maxTokens' | 'maxCost'>, string> = {
@@ -273,6 +279,25 @@ export function createQueryGuard({ limits, production, model = COST_MODEL, onRat
     };
   };
 
+  const rateLimited = (decision: RateRefusal) =>
+    new GraphQLError(`Too many requests; retry in ${decision.retryAfterS} s`, {
+      extensions: {
+        code: ErrorCode.RATE_LIMITED,
+        retryAfter: decision.retryAfterS,
+        http: { status: 429, headers: new HeaderMap([['retry-after', String(decision.retryAfterS)]]) },
+      },
+    });
+  /** Charges `points` once per request and puts the decision's headers on the response. */
+  const charge = async (context: CostedContext, headers: HeaderMap, points: number): Promise<RateDecision | undefined> => {
+    if (!context.chargeCost || context.rateDecision) return undefined;
+    const decision = await context.chargeCost(points);
+    context.rateDecision = decision;
+    headers.set('x-ratelimit-limit', String(decision.limit));
+    if (decision.allowed) headers.set('x-ratelimit-remaining', String(decision.remaining));
+    else onRateLimited?.(context, decision);
+    return decision;
+  };
+
   const costPlugin: ApolloServerPlugin<CostedContext> = {
     async requestDidStart() {
       return {
@@ -283,27 +308,29 @@ export function createQueryGuard({ limits, production, model = COST_MODEL, onRat
           };
         },
         async didResolveOperation({ schema, document, operationName, request, contextValue, response }) {
-          const charge = contextValue.chargeCost;
-          if (!charge) return;
+          if (!contextValue.chargeCost) return;
           const priced = price(schema, document, operationName, request.variables);
           contextValue.cost = priced.cost;
+          // Refused for its cost: charged one point when the response is sent (below), like any refused request.
           if (priced.error)
             throw new GraphQLError(priced.error.message, { extensions: { ...priced.error.extensions, http: { status: 400 } } });
-          // The request's first point was taken before its body was read.
-          if (priced.points <= 1) return;
-          const decision = await charge(priced.points - 1);
-          if (decision.allowed) {
-            response.http.headers.set('x-ratelimit-remaining', String(decision.remaining));
-            return;
+          // Every point of the request in one call: the first and what its cost adds.
+          const decision = await charge(contextValue, response.http.headers, priced.points);
+          if (decision && !decision.allowed) throw rateLimited(decision);
+        },
+        // A request that never reached a resolved operation (it did not parse, was invalid, or over
+        // a limit) still costs its one point; if that point is not there it is refused with 429 instead.
+        async willSendResponse({ contextValue, response }) {
+          const decision = await charge(contextValue, response.http.headers, 1);
+          if (!decision || decision.allowed) return;
+          const { message, extensions } = rateLimited(decision);
+          response.http.status = 429;
+          response.http.headers.set('retry-after', String(decision.retryAfterS));
+          if (response.body.kind === 'single') {
+            response.body.singleResult = {
+              errors: [{ message, extensions: { code: extensions['code'], retryAfter: decision.retryAfterS } }],
+            };
           }
-          onRateLimited?.(contextValue, decision);
-          throw new GraphQLError(`Too many requests; retry in ${decision.retryAfterS} s`, {
-            extensions: {
-              code: ErrorCode.RATE_LIMITED,
-              retryAfter: decision.retryAfterS,
-              http: { status: 429, headers: new HeaderMap([['retry-after', String(decision.retryAfterS)]]) },
-            },
-          });
         },
       };
     },

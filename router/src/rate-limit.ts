@@ -9,9 +9,17 @@ export interface RateLimitConfig {
 
 export type RateDecision = { allowed: true; limit: number; remaining: number } | { allowed: false; limit: number; retryAfterS: number };
 
+export type RateRefusal = Extract<RateDecision, { allowed: false }>;
+
 export interface RateLimiter {
-  /** Takes `points` (default 1) from the user's budget: a request's first point, or what its cost adds. */
+  /** Takes `points` (default 1) from the user's budget: all that a request costs, in one call. */
   consume(identity: Identity, points?: number): Promise<RateDecision>;
+  /**
+   * The refusal this replica already had from Redis for the user's current window, if any: no
+   * Redis call. Within a fixed window the count only grows, so once one request was refused every
+   * later one is, until the window ends; the router answers those before reading their body.
+   */
+  knownRefusal(identity: Identity): RateRefusal | undefined;
 }
 
 /**
@@ -26,6 +34,9 @@ export interface RateLimiter {
  * is allowed iff the count after it is within the limit). A busy user costs the router and
  * Redis one round trip per batch, not per request.
  */
+/** Users remembered as refused for their window, at most this many (then forgotten: Redis decides again). */
+const MAX_REFUSED = 50_000;
+
 export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitConfig): RateLimiter {
   const limiters = Object.fromEntries(
     (Object.entries(perRole) as [Role, number][]).map(([role, points]) => [
@@ -47,6 +58,9 @@ export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitC
   }
   /** Per role and user: the requests waiting for the call in flight to return (present while one is). */
   const queues = new Map<string, Waiting[]>();
+  /** Per role and user: when the window in which a request was refused ends (ms since the epoch). */
+  const refusedUntil = new Map<string, number>();
+  const keyOf = (identity: Identity) => `${identity.role}\u0000${identity.userId}`;
 
   const charge = async (identity: Identity, batch: Waiting[]) => {
     const limit = perRole[identity.role];
@@ -64,6 +78,10 @@ export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitC
     // The count before this batch, then each request's share in turn.
     let consumed = res.consumedPoints - total;
     const retryAfterS = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+    if (res.consumedPoints > limit) {
+      if (refusedUntil.size >= MAX_REFUSED) refusedUntil.clear();
+      refusedUntil.set(keyOf(identity), Date.now() + res.msBeforeNext);
+    }
     for (const w of batch) {
       consumed += w.points;
       w.resolve(
@@ -87,11 +105,22 @@ export function createRateLimiter(redis: Redis, { windowS, perRole }: RateLimitC
     consume(identity, points = 1) {
       return new Promise<RateDecision>((resolve, reject) => {
         const waiting = { points: Math.max(1, Math.ceil(points)), resolve, reject };
-        const key = `${identity.role}\u0000${identity.userId}`;
+        const key = keyOf(identity);
         const queue = queues.get(key);
         if (queue) queue.push(waiting);
         else void run(key, identity, [waiting]);
       });
+    },
+    knownRefusal(identity) {
+      const key = keyOf(identity);
+      const until = refusedUntil.get(key);
+      if (until === undefined) return undefined;
+      const ms = until - Date.now();
+      if (ms <= 0) {
+        refusedUntil.delete(key);
+        return undefined;
+      }
+      return { allowed: false, limit: perRole[identity.role], retryAfterS: Math.max(1, Math.ceil(ms / 1000)) };
     },
   };
 }

@@ -20,7 +20,7 @@ import { requestIdFrom } from '@lib/request-id.js';
 import { AuthError, KeySourceError, type Authenticator } from './auth.js';
 import type { RouterContext } from './context.js';
 import { SubgraphDataSource } from './datasource.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { RateDecision, RateLimiter, RateRefusal } from './rate-limit.js';
 import { FileSupergraphManager } from './supergraph.js';
 import { createUploadHandler, type UploadHandlerDeps } from './uploads.js';
 import { createFileHandler } from './files.js';
@@ -339,36 +339,60 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       } else if (err instanceof KeySourceError) {
         reqLog.error({ err }, 'key set unavailable');
         res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
-        res
-          .status(503)
-          .json(
-            errorBody(ErrorCode.SERVICE_UNAVAILABLE, 'Authentication is temporarily unavailable', {
-              retryAfter: UNAVAILABLE_RETRY_AFTER_S,
-            }),
-          );
+        res.status(503).json(
+          errorBody(ErrorCode.SERVICE_UNAVAILABLE, 'Authentication is temporarily unavailable', {
+            retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+          }),
+        );
       } else {
         next(err);
       }
     }
   };
 
-  const limit = async (req: Request, res: Response, next: NextFunction) => {
-    const identity = res.locals['identity'] as RouterContext['identity'] | undefined;
-    if (!identity) return next();
-    const decision = await opts.rateLimiter.consume(identity);
-    res.setHeader('X-RateLimit-Limit', String(decision.limit));
-    if (decision.allowed) {
-      res.setHeader('X-RateLimit-Remaining', String(decision.remaining));
-      return next();
-    }
+  const refuse = (res: Response, identity: RouterContext['identity'], decision: RateRefusal) => {
     rateLimited.inc({ role: identity.role });
     (res.locals['log'] as Logger).warn({ retryAfterS: decision.retryAfterS }, 'request refused: rate limited');
+    res.setHeader('X-RateLimit-Limit', String(decision.limit));
     res.setHeader('Retry-After', String(decision.retryAfterS));
     res
       .status(429)
       .json(
         errorBody(ErrorCode.RATE_LIMITED, `Too many requests; retry in ${decision.retryAfterS} s`, { retryAfter: decision.retryAfterS }),
       );
+  };
+
+  /** Uploads: one point, taken before the body is read. */
+  const limit = async (_req: Request, res: Response, next: NextFunction) => {
+    const identity = res.locals['identity'] as RouterContext['identity'] | undefined;
+    if (!identity) return next();
+    const decision = await opts.rateLimiter.consume(identity);
+    if (!decision.allowed) return refuse(res, identity, decision);
+    res.setHeader('X-RateLimit-Limit', String(decision.limit));
+    res.setHeader('X-RateLimit-Remaining', String(decision.remaining));
+    next();
+  };
+
+  /**
+   * GraphQL: all of a request's points are charged in one call (one Redis round trip) once its
+   * cost is known (the query guard's plugin), or one point when it ends before that (invalid,
+   * malformed); a user this replica already knows to be over the limit for the window is refused
+   * before the body is read, without a call. The decisions are those of charging the first point
+   * before the body and the rest after pricing: within a fixed window the count only grows.
+   */
+  const limitGraphql = (_req: Request, res: Response, next: NextFunction) => {
+    const identity = res.locals['identity'] as RouterContext['identity'] | undefined;
+    if (!identity) return next();
+    const known = opts.rateLimiter.knownRefusal(identity);
+    if (known) return refuse(res, identity, known);
+    let charged: Promise<RateDecision> | undefined;
+    const charge = (points: number) => (charged ??= opts.rateLimiter.consume(identity, points));
+    res.locals['charge'] = charge;
+    // Answered without Apollo's pipeline (CSRF refusal, landing page): still one point.
+    res.once('close', () => {
+      if (!charged) void charge(1).catch((err: unknown) => log.warn({ err }, 'rate limit charge failed'));
+    });
+    next();
   };
 
   // Documents' files behind signed, expiring links: no token (the link is the credential), no per-user limit.
@@ -381,7 +405,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     '/graphql',
     corsMiddleware,
     authenticate,
-    limit,
+    limitGraphql,
     express.json({ limit: opts.maxBodyBytes }),
     expressMiddleware(apollo, {
       context: async ({ res }): Promise<RouterContext> => {
@@ -395,15 +419,22 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
           identity,
           requestId: res.locals['requestId'] as string,
           log: res.locals['log'] as Logger,
-          // The first point was taken by `limit`; what the operation's cost adds is taken here.
-          chargeCost: (points) => opts.rateLimiter.consume(identity, points),
+          // Every point of the request, once: by the query guard's plugin (see limitGraphql).
+          chargeCost: res.locals['charge'] as (points: number) => Promise<RateDecision>,
         };
       },
     }),
   );
 
   // Malformed JSON, bodies over the limit, and anything unexpected: a GraphQL-shaped error, never a stack trace.
-  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+  app.use(async (err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    // A GraphQL request refused before Apollo (malformed JSON, too large) costs its one point; without it, 429.
+    const charge = res.locals['charge'] as ((points: number) => Promise<RateDecision>) | undefined;
+    const identity = res.locals['identity'] as RouterContext['identity'] | undefined;
+    if (charge && identity) {
+      const decision = await charge(1).catch(() => undefined);
+      if (decision && !decision.allowed) return refuse(res, identity, decision);
+    }
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) ((res.locals['log'] as Logger | undefined) ?? log).error({ err }, 'request failed');
     const code = status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.BAD_USER_INPUT;

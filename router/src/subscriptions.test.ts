@@ -118,6 +118,7 @@ async function startHarness(opts: { limits?: Partial<SubscriptionLimits>; tokenL
       await h.rateGate?.wait;
       return { allowed: true, limit: 100, remaining: 99 };
     },
+    knownRefusal: () => undefined,
   };
   // The gateway: runs the router's query on the schema; answers come back formatted, as Apollo's do.
   const apollo = {

@@ -12,16 +12,14 @@ import { createAssertionSigner } from '../../lib/internal-auth.js';
 const env = process.env;
 const signer = await createAssertionSigner(JSON.parse(env['INTERNAL_JWT_PRIVATE_JWK']!));
 const identity = { userId: env['BENCH_USER']!, role: 'TEACHER' as const };
-const assertions = new Map<string, string>();
-for (const name of ['rag', 'chat', 'exam', 'tasks']) assertions.set(name, await signer.sign({ identity, subgraph: name }));
 
 const gateway = new ApolloGateway({
   supergraphSdl: readFileSync(env['SUPERGRAPH_PATH'] ?? 'schema/supergraph.graphql', 'utf8'),
   buildService: ({ name, url }) =>
     new RemoteGraphQLDataSource({
       url: env[`SUBGRAPH_${name.toUpperCase()}_URL`] ?? url,
-      willSendRequest: ({ request }) => {
-        request.http?.headers.set('x-internal-assertion', assertions.get(name)!);
+      willSendRequest: async ({ request }) => {
+        request.http?.headers.set('x-internal-assertion', await signer.sign({ identity, subgraph: name }));
       },
     }),
 });

@@ -74,6 +74,7 @@ const ENTRY: Record<string, string> = {
   exam: 'subgraphs/exam/src/index.ts',
   tasks: 'subgraphs/tasks/src/index.ts',
   'bare-gateway': 'scripts/lib/bare-gateway.ts',
+  'hive-gateway': 'scripts/lib/hive-gateway.mjs',
   worker: 'workers/src/index.ts',
 };
 
