@@ -125,25 +125,29 @@ export function createAnswerHandler(deps: AnswerDeps) {
       if (timer) clearTimeout(timer);
       await flush();
       if (superseded) throw new Superseded();
-      const saved = await prisma.message.updateMany({
-        where: { id: messageId, status: 'GENERATING', attempts: attempt },
-        data: {
-          status: 'COMPLETE',
-          content: result.content,
-          citations: result.citations as never,
-          grounded: result.grounded,
-          droppedMarkers: result.droppedMarkers,
-          engine: answerEngine,
-          completedAt: new Date(),
-          ...extra,
-        },
-      });
-      if (saved.count === 0) {
-        const now = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true, attempts: true } });
-        if (now?.status === 'CANCELLED') return settleCancelled();
+      // The answer saved (if this attempt still owns it) and its conversation touched, in one statement.
+      const now = new Date();
+      const [saved] = await prisma.$queryRaw<{ count: number }[]>`
+        WITH saved AS (
+          UPDATE "Message" SET status = 'COMPLETE', content = ${result.content}, citations = ${JSON.stringify(result.citations)}::jsonb,
+            grounded = ${result.grounded}, "droppedMarkers" = ${result.droppedMarkers}, engine = ${answerEngine},
+            "completedAt" = ${now}, "updatedAt" = ${now},
+            model = coalesce(${extra.model ?? null}::text, model),
+            "promptTokens" = coalesce(${extra.promptTokens ?? null}::int, "promptTokens"),
+            "completionTokens" = coalesce(${extra.completionTokens ?? null}::int, "completionTokens"),
+            cached = coalesce(${extra.cached ?? null}::boolean, cached),
+            "standaloneQuestion" = coalesce(${extra.standaloneQuestion ?? null}::text, "standaloneQuestion")
+          WHERE id = ${messageId}::uuid AND status = 'GENERATING' AND attempts = ${attempt}
+          RETURNING "conversationId"
+        ), touched AS (
+          UPDATE "Conversation" SET "updatedAt" = ${now} WHERE id IN (SELECT "conversationId" FROM saved)
+        )
+        SELECT count(*)::int AS count FROM saved`;
+      if (!saved?.count) {
+        const current = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
+        if (current?.status === 'CANCELLED') return settleCancelled();
         throw new Superseded();
       }
-      await prisma.conversation.updateMany({ where: { id: message.conversationId }, data: { updatedAt: new Date() } });
       await publisher.publish(messageId, { type: 'done', status: 'COMPLETE' }, attempt);
       metrics.answers.inc({ outcome, engine: answerEngine });
       if (result.droppedMarkers) metrics.droppedMarkers.inc(result.droppedMarkers);
