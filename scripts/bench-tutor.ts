@@ -46,6 +46,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createClient, type Client } from 'graphql-ws';
+import pg from 'pg';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { readAnswerHistory } from '../lib/answers/stream.js';
@@ -591,6 +592,13 @@ async function main() {
       const done = await waitForTask(stack, teacherToken, task.id, 600_000);
       if (done.status !== 'COMPLETED') throw new Error(`ingestion ended ${done.status}: ${JSON.stringify(done.error)}`);
       const chunks = await chunksOf(done.document!.id);
+      // As if the book had been there a while: the planner's statistics include its postings. Right after
+      // ingestion they may not (autovacuum analyzes a little later), and a question whose course index is
+      // still loading is ranked in SQL with a plan for an empty course (seen: over 60 s).
+      const db = new pg.Client({ connectionString: infra.DIRECT_DATABASE_URL });
+      await db.connect();
+      await db.query('ANALYZE "Chunk", "ChunkTerm", "Document", "Message", "Conversation"');
+      await db.end();
       console.log(
         `\nbook: ${PAGES} pages (${(pdf.length / 1e6).toFixed(1)} MB), ingested through the API in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${chunks.length} chunks`,
       );
@@ -963,7 +971,13 @@ async function main() {
       target: '(no target)',
     });
   } catch (err) {
-    if (err !== SKIP) throw err;
+    if (err !== SKIP) {
+      // What the services said last, to see why.
+      for (const service of Object.values(stack?.services ?? {})) {
+        console.error(`\n--- ${service.name}, last lines:\n${service.lines.slice(-15).join('\n')}`);
+      }
+      throw err;
+    }
   } finally {
     await closeSockets(sockets);
     await stack?.stop();
