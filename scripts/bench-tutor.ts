@@ -567,6 +567,7 @@ async function main() {
   {
     const stack = await startTestStack({
       workers: 1,
+      startTimeoutMs: 120_000, // the machine is shared: a service may take long to start
       router: { ...LIMITS, ...EXTRA.router },
       subgraphs: { LLM_DAILY_TOKENS_PER_USER: '0', ...EXTRA.subgraphs },
       // debug: the worker logs "passages retrieved", the end of retrieval, for the stages.
@@ -696,6 +697,7 @@ async function main() {
     });
     stack = await startTestStack({
       workers: 1,
+      startTimeoutMs: 120_000, // the machine is shared: a service may take long to start
       router: { ...LIMITS, ...PROFILE_ENV, ...EXTRA.router },
       subgraphs: { LLM_DAILY_TOKENS_PER_USER: '0', ...PROFILE_ENV, ...EXTRA.subgraphs },
       worker: {

@@ -32,7 +32,14 @@ export interface TestStack extends Stack {
 
 /** The whole stack (four subgraphs and the router) as real processes on random ports. */
 export async function startTestStack(
-  opts: { router?: Record<string, string>; subgraphs?: Record<string, string>; worker?: Record<string, string>; workers?: number } = {},
+  opts: {
+    router?: Record<string, string>;
+    subgraphs?: Record<string, string>;
+    worker?: Record<string, string>;
+    workers?: number;
+    /** How long each process may take to be ready (default 30 s; benchmarks on a busy machine give more). */
+    startTimeoutMs?: number;
+  } = {},
 ): Promise<TestStack> {
   const keys = await createTestKeys();
   const infra = testInfra();
@@ -40,6 +47,7 @@ export async function startTestStack(
   const blobDir = mkdtempSync(join(tmpdir(), 'blobs-'));
   const stack = await startStack({
     workers: opts.workers ?? 1,
+    ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     env: {
       BLOB_DIR: blobDir,
       NODE_ENV: 'test',
