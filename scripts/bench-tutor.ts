@@ -231,13 +231,13 @@ function cpuMs(pid: number | undefined): number {
 interface CpuSnapshot {
   at: number;
   busy: number;
-  processes: Map<number, { comm: string; ms: number }>;
+  processes: Map<number, { comm: string; ppid: number; ms: number }>;
 }
 function cpuSnapshot(): CpuSnapshot {
   const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
   const busy = ticks.slice(0, 8).reduce((s, t, i) => (i === 3 || i === 4 ? s : s + t), 0) * 10;
-  const processes = new Map<number, { comm: string; ms: number }>();
+  const processes = new Map<number, { comm: string; ppid: number; ms: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -245,6 +245,7 @@ function cpuSnapshot(): CpuSnapshot {
       const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
       processes.set(Number(entry), {
         comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(') ')),
+        ppid: Number(fields[1]),
         ms: (Number(fields[11]) + Number(fields[12])) * 10,
       });
     } catch {} // gone meanwhile
@@ -252,15 +253,37 @@ function cpuSnapshot(): CpuSnapshot {
   return { at: epoch(), busy, processes };
 }
 
+/** The test profile's PostgreSQL postmaster, PgBouncer and Redis (their pid files under .data/test). */
+function infraPids() {
+  const root = resolve(fileURLToPath(import.meta.url), '../../.data/test');
+  const pid = (file: string) => {
+    try {
+      return Number(readFileSync(join(root, file), 'utf8').split('\n')[0]!.trim());
+    } catch {
+      return -1;
+    }
+  };
+  return { postgres: pid('pg/data/postmaster.pid'), pgbouncer: pid('pg/pgbouncer.pid'), redis: pid('redis/redis.pid') };
+}
+
 /** Where the CPU went between two snapshots: this bench's processes by name, the databases, everything else. */
 function cpuReport(before: CpuSnapshot, after: CpuSnapshot, names: Map<number, string>, answers?: number) {
   const seconds = (after.at - before.at) / 1000;
   const groups = new Map<string, number>();
   let known = 0;
+  // This run's PostgreSQL (its postmaster and the backends it forked), PgBouncer and Redis, by pid: the
+  // machine may run other people's, which are theirs to count.
+  const infra = infraPids();
   for (const [pid, p] of after.processes) {
     const name =
       names.get(pid) ??
-      (p.comm === 'postgres' ? 'postgres' : p.comm === 'pgbouncer' ? 'pgbouncer' : p.comm.startsWith('redis') ? 'redis' : '');
+      (pid === infra.postgres || (p.ppid === infra.postgres && p.comm === 'postgres')
+        ? 'postgres'
+        : pid === infra.pgbouncer
+          ? 'pgbouncer'
+          : pid === infra.redis
+            ? 'redis'
+            : '');
     if (!name) continue;
     const used = p.ms - (before.processes.get(pid)?.ms ?? 0);
     groups.set(name, (groups.get(name) ?? 0) + used);
