@@ -6,6 +6,8 @@ import type { Redis } from 'ioredis';
  * the answer that crosses it is still delivered (its size is not known ahead).
  */
 export interface TokenBudget {
+  /** Tokens a user may use a day; 0: no limit (asking never reads the count). */
+  readonly limit: number;
   /** Tokens used today and when the count resets. */
   status(userId: string, now?: Date): Promise<{ used: number; limit: number; exhausted: boolean; resetsAt: Date }>;
   add(userId: string, tokens: number, now?: Date): Promise<number>;
@@ -17,6 +19,7 @@ const nextMidnight = (now: Date) => new Date(Date.UTC(now.getUTCFullYear(), now.
 
 export function createTokenBudget(redis: Redis, limit: number): TokenBudget {
   return {
+    limit,
     async status(userId, now = new Date()) {
       const used = Number((await redis.get(key(userId, now))) ?? 0);
       return { used, limit, exhausted: limit > 0 && used >= limit, resetsAt: nextMidnight(now) };

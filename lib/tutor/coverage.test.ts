@@ -1,10 +1,25 @@
 import { describe, expect, it } from '@jest/globals';
-import { COVERAGE_THRESHOLD, coverage, MISSING_COMMON_WEIGHT, MISSING_SPECIFIC_WEIGHT } from './coverage.js';
+import { COVERAGE_THRESHOLD, coverage, MISSING_COMMON_WEIGHT, MISSING_SPECIFIC_WEIGHT, passageTerms } from './coverage.js';
+import { joinHyphenated } from './sentences.js';
+import { uniqueTerms } from './terms.js';
 import { COURSE, OFF_TOPIC, ON_TOPIC } from './testdata/course.js';
 
 const PHYSICS = COURSE.filter((p) => p.documentId === 'doc-phys');
 
 describe('coverage', () => {
+  it('remembers a passage’s terms by its text: the same text gives the same terms, another text its own', () => {
+    const passage = PHYSICS[0]!;
+    const termsOf = (p: typeof passage) =>
+      [...new Set(uniqueTerms(`${p.documentTitle}\n${p.heading ?? ''}\n${joinHyphenated(p.text)}`))].sort();
+    const first = passageTerms(passage);
+    expect([...first].sort()).toEqual(termsOf(passage));
+    expect(passageTerms({ ...passage })).toBe(first);
+    // The same chunk with its text rewritten (a document ingested again): its own terms, not the remembered ones.
+    const rewritten = { ...passage, text: 'Photosynthesis happens in chloroplasts.' };
+    expect([...passageTerms(rewritten)].sort()).toEqual(termsOf(rewritten));
+    expect([...passageTerms(rewritten)].sort()).not.toEqual([...first].sort());
+  });
+
   it('passes at least 90 % of the paraphrased on-topic questions of the fixture course', () => {
     const passed = ON_TOPIC.filter(({ question }) => coverage(question, COURSE).covered);
     expect(ON_TOPIC.length).toBeGreaterThanOrEqual(15);

@@ -82,9 +82,25 @@ export interface CoverageOptions {
   threshold?: number;
 }
 
-/** The terms of a passage as coverage sees them: text, heading and document title. */
-export function passageTerms(passage: TutorPassage): Set<string> {
-  return new Set(uniqueTerms(`${passage.documentTitle}\n${passage.heading ?? ''}\n${joinHyphenated(passage.text)}`));
+/** Passages whose terms are remembered (the same chunks come back question after question). */
+const PASSAGE_TERMS_MAX = 2000;
+const passageTermsMemo = new Map<string, ReadonlySet<string>>();
+
+/**
+ * The terms of a passage as coverage sees them: text, heading and document title. Stemming a
+ * page costs a few milliseconds; the sets of the passages seen last are kept, by their text.
+ */
+export function passageTerms(passage: TutorPassage): ReadonlySet<string> {
+  const source = `${passage.documentTitle}\n${passage.heading ?? ''}\n${passage.text}`;
+  let terms = passageTermsMemo.get(source);
+  if (terms)
+    passageTermsMemo.delete(source); // most recently used last
+  else {
+    terms = new Set(uniqueTerms(`${passage.documentTitle}\n${passage.heading ?? ''}\n${joinHyphenated(passage.text)}`));
+    if (passageTermsMemo.size >= PASSAGE_TERMS_MAX) passageTermsMemo.delete(passageTermsMemo.keys().next().value!);
+  }
+  passageTermsMemo.set(source, terms);
+  return terms;
 }
 
 /** Sentences of the window in which a matched name must meet another term of the question (see `closeTogether`). */

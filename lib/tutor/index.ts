@@ -32,7 +32,7 @@
  *     // and a name the student wrote within 2 sentences of another of its terms
  *   COVERAGE_THRESHOLD: number                        // 0.5
  *   MISSING_COMMON_WEIGHT, MISSING_SPECIFIC_WEIGHT, WINDOW_SENTENCES: number   // 0.25, 2, 2
- *   passageTerms(passage: TutorPassage): Set<string>
+ *   passageTerms(passage: TutorPassage): ReadonlySet<string>   // remembered for the last 2,000 passages
  * offline.ts
  *   extractiveAnswer(question: string, passages: readonly TutorPassage[], opts?: { maxSentences?: number }): GroundedAnswer
  *   socraticHint(question: string, passages: readonly TutorPassage[]): GroundedAnswer

@@ -570,6 +570,23 @@ describe('answer streams', () => {
     await it.return();
   });
 
+  it('reads the message alongside the history: an answer that ended after that read still ends with DONE and its final message', async () => {
+    fresh({}, [delta(1, 'Chlorophyll'), delta(2, ' absorbs light.'), done(3, 'COMPLETE')]);
+    let runs = 0;
+    const s = setup({
+      // The first read (alongside the history) still sees GENERATING; the answer is final by the next.
+      beforeRun: () => {
+        if (++runs === 2) rows.set(ID, { id: ID, status: 'COMPLETE', content: 'Chlorophyll absorbs light.' });
+      },
+    });
+    const it = (await started(s)).results();
+    expect(events(await take(it, 2))).toEqual([
+      ['SNAPSHOT', 3, 'Chlorophyll absorbs light.', 'GENERATING:'],
+      ['DONE', 3, '', 'COMPLETE:Chlorophyll absorbs light.'],
+    ]);
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+  });
+
   it('sends the stored message and DONE at once when the answer is already final, even if its stream expired', async () => {
     fresh({ status: 'COMPLETE', content: 'Chlorophyll absorbs light [1].' }, []);
     const s = setup();

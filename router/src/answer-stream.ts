@@ -32,8 +32,8 @@ import type { Logger } from '@lib/logger.js';
  *
  * The text travels through Redis (lib/answers/stream.ts): every event is appended to the
  * answer's stream and announced on its channel. A subscription listens on the channel first,
- * then reads the stream (the text so far), then reads the message through the gateway with
- * the subscriber's identity (which also checks they may see it). It sends a SNAPSHOT, then
+ * then reads the stream (the text so far), and meanwhile reads the message through the gateway
+ * with the subscriber's identity (which also checks they may see it). It sends a SNAPSHOT, then
  * every live event whose sequence number follows the last one sent, in order, then DONE with
  * the message read again once it is final. Live events that were already in the history are
  * skipped, early ones wait for the ones before them, and a gap that never fills (an event lost
@@ -747,6 +747,12 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
       };
       const closedMeanwhile = () => refuse('Connection closed', ErrorCode.BAD_USER_INPUT);
 
+      // The message is read through the gateway meanwhile: it needs neither the listener nor the
+      // history (its status only says whether the answer is already final; the text comes from the
+      // history, and a `done` the read missed is in the history or arrives live).
+      const reading = req
+        .run(plan.query, plan.variables)
+        .catch((err: unknown): GatewayResult => ({ errors: [{ message: err instanceof Error ? err.message : String(err) }] }));
       // Listen first: an event published while the history is read is not lost.
       try {
         const unlisten = await deps.hub.listen(plan.messageId, (event) => session.accept(event));
@@ -772,12 +778,7 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
       }
       if (gone()) return closedMeanwhile();
 
-      let result: GatewayResult;
-      try {
-        result = await req.run(plan.query, plan.variables);
-      } catch (err) {
-        result = { errors: [{ message: err instanceof Error ? err.message : String(err) }] };
-      }
+      const result = await reading;
       if (gone()) return closedMeanwhile();
       const read = readMessage(result, plan.routerKey);
       if (read.kind !== 'message') {

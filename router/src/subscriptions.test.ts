@@ -234,6 +234,28 @@ describe('task subscriptions', () => {
     c.socket.close();
   });
 
+  it('validates a document once by its text: the same text is served again, an invalid one is refused every time', async () => {
+    const h = await startHarness();
+    h.tasks.set('t-1', { id: 't-1', ownerId: 'user-1', status: 'RUNNING', progress: 0.5 });
+    const c = await connect(h);
+    const invalid = TASK_SUB.replace('progress', 'noSuchField');
+    for (const id of ['1', '2']) {
+      c.subscribe(id, invalid, { id: 't-1' });
+      await c.ended(id);
+      expect(c.of(id).map((m) => m.type)).toEqual(['error']);
+    }
+    for (const id of ['3', '4']) {
+      c.subscribe(id, TASK_SUB, { id: 't-1' });
+      await waitFor(() => c.of(id).length === 1, `the state for ${id}`);
+      expect(statusesOf(c.of(id))).toEqual(['RUNNING']);
+    }
+    // A variable of the wrong type is still refused with a remembered document (variables are checked each time).
+    c.subscribe('5', TASK_SUB, { id: { not: 'an id' } });
+    await c.ended('5');
+    expect(c.of('5').map((m) => m.type)).toEqual(['error']);
+    c.socket.close();
+  });
+
   it('does not register a subscription whose socket closed while the rate limiter answered', async () => {
     const h = await startHarness();
     h.rateGate = gate();

@@ -302,7 +302,16 @@ const refuse = (message: string, code: string = ErrorCode.BAD_USER_INPUT) => [ne
 const toErrors = (errors: Result['errors']) =>
   (errors ?? []).map((e) => new GraphQLError(e.message, { extensions: e.extensions ?? {}, ...(e.path ? { path: e.path } : {}) }));
 
+/**
+ * Subscription documents that parsed and validated, by their text, per supergraph schema: clients
+ * send the same few documents over and over (every answer of the tutor subscribes anew), and
+ * validating one against the supergraph costs more than the rest of starting it. Parsing and
+ * validation depend on nothing else; a new schema starts with an empty set.
+ */
+const VALID_DOCUMENTS_MAX = 500;
+
 export function startSubscriptions(deps: SubscriptionDeps) {
+  const validDocuments = new WeakMap<GraphQLSchema, Map<string, DocumentNode>>();
   const { log, apollo, events, limits } = deps;
   const open = new Gauge({ name: 'subscriptions_open', help: 'Open GraphQL subscriptions', registers: [deps.registry] });
   const sockets = new Gauge({ name: 'websocket_connections_open', help: 'Open graphql-ws connections', registers: [deps.registry] });
@@ -509,14 +518,24 @@ export function startSubscriptions(deps: SubscriptionDeps) {
     const decision = await deps.rateLimiter.consume(identity);
     if (gone()) return closedMeanwhile();
     if (!decision.allowed) return refuse(`Too many requests; retry in ${decision.retryAfterS} s`, ErrorCode.RATE_LIMITED);
-    let document: DocumentNode;
-    try {
-      document = deps.guard ? deps.guard.parse(payload.query) : parse(payload.query, { maxTokens: 2000 });
-    } catch (err) {
-      return [err as GraphQLError];
+    let valid = validDocuments.get(schema);
+    if (!valid) validDocuments.set(schema, (valid = new Map()));
+    let document = valid.get(payload.query);
+    if (document) {
+      // Most recently used last.
+      valid.delete(payload.query);
+      valid.set(payload.query, document);
+    } else {
+      try {
+        document = deps.guard ? deps.guard.parse(payload.query) : parse(payload.query, { maxTokens: 2000 });
+      } catch (err) {
+        return [err as GraphQLError];
+      }
+      const errors = deps.guard ? deps.guard.validate(schema, document) : validate(schema, document);
+      if (errors.length) return errors;
+      if (valid.size >= VALID_DOCUMENTS_MAX) valid.delete(valid.keys().next().value!);
+      valid.set(payload.query, document);
     }
-    const errors = deps.guard ? deps.guard.validate(schema, document) : validate(schema, document);
-    if (errors.length) return errors;
     const operation = getOperationAST(document, payload.operationName);
     if (!operation) return refuse('No operation, or several without an operationName');
     if (operation.operation !== 'subscription') return refuse('Send queries and mutations over HTTP POST to this URL');

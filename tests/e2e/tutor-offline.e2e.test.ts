@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createCourse } from '../support/ingest.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { ask, askAndWait, FACT_PAGES, factCourse, getMessage, waitForAnswer, type MessageView } from '../support/tutor.js';
 import { subscribe } from '../support/ws.js';
@@ -156,6 +157,63 @@ describe('the offline tutor', () => {
     // Nor can a teacher of the course read a student's conversation.
     const teacherPeek = await getMessage(stack, course.teacherToken, mine.id);
     expect(teacherPeek.body.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
+  });
+
+  it('checks the course and the conversation before it writes the question, and writes nothing when refused', async () => {
+    const first = await askAndWait(stack, course.studentToken, { courseId: course.courseId, question: 'What is the unit of force?' });
+    const messages = async () => {
+      const res = await stack.gql<{ conversation: { messages: { edges: { node: { role: string; content: string } }[] } } }>(
+        'query($id: ID!) { conversation(id: $id) { messages(first: 50) { edges { node { role content } } } } }',
+        { id: first.conversation.id },
+        { token: course.studentToken },
+      );
+      return res.body.data!.conversation.messages.edges.map((e) => e.node.role);
+    };
+    expect(await messages()).toEqual(['USER', 'ASSISTANT']);
+
+    // The student's own conversation, but asked in another course they belong to.
+    const otherCourse = await createCourse(stack, course.teacherToken, 'Another course');
+    const add = await stack.gql(
+      'mutation($c: ID!, $u: ID!) { addCourseMember(courseId: $c, userId: $u, role: STUDENT) { userId } }',
+      { c: otherCourse, u: course.student },
+      { token: course.teacherToken },
+    );
+    expect(add.body.errors).toBeUndefined();
+    const elsewhere = await ask(stack, course.studentToken, {
+      courseId: otherCourse,
+      conversationId: first.conversation.id,
+      question: 'And the unit of energy?',
+    });
+    expect(elsewhere.body.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+    expect(elsewhere.body.errors?.[0]?.extensions?.['field']).toBe('conversationId');
+
+    // Another member of the course cannot add to it; a conversation that does not exist is not found either.
+    const classmate = stack.user('classmate');
+    await stack.gql(
+      'mutation($c: ID!, $u: ID!) { addCourseMember(courseId: $c, userId: $u, role: STUDENT) { userId } }',
+      { c: course.courseId, u: classmate },
+      { token: course.teacherToken },
+    );
+    const classmateToken = await stack.token(classmate, 'STUDENT');
+    for (const conversationId of [first.conversation.id, '00000000-0000-4000-8000-000000000000']) {
+      const res = await ask(stack, classmateToken, { courseId: course.courseId, conversationId, question: 'And the unit of energy?' });
+      expect(res.body.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
+    }
+    expect(await messages()).toEqual(['USER', 'ASSISTANT']);
+
+    // A follow-up in the right course goes on the same conversation, question first.
+    const next = await askAndWait(stack, course.studentToken, {
+      courseId: course.courseId,
+      conversationId: first.conversation.id,
+      question: 'What is the unit of force called after?',
+    });
+    expect(next.conversation.id).toBe(first.conversation.id);
+    expect(await messages()).toEqual(['USER', 'ASSISTANT', 'USER', 'ASSISTANT']);
+
+    // An admin may ask in a course they are not a member of.
+    const admin = await stack.token(stack.user('admin'), 'ADMIN');
+    const asAdmin = await askAndWait(stack, admin, { courseId: course.courseId, question: 'What is the unit of force?' });
+    expect(asAdmin.status).toBe('COMPLETE');
   });
 
   it('refuses questions that are empty or longer than 2,000 characters, before any work', async () => {

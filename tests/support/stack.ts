@@ -41,6 +41,8 @@ export async function startTestStack(
     workers?: number;
     /** Another PostgreSQL/Redis than the test profile's (the faults tier's). */
     infra?: { DATABASE_URL: string; REDIS_URL: string };
+    /** How long each process may take to be ready (default 30 s; benchmarks on a busy machine give more). */
+    startTimeoutMs?: number;
   } = {},
 ): Promise<TestStack> {
   const keys = await createTestKeys();
@@ -49,6 +51,7 @@ export async function startTestStack(
   const blobDir = mkdtempSync(join(tmpdir(), 'blobs-'));
   const stack = await startStack({
     workers: opts.workers ?? 1,
+    ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     env: {
       BLOB_DIR: blobDir,
       NODE_ENV: 'test',

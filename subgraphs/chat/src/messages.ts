@@ -1,11 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
 import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
 import type { AnswerPublisher } from '@lib/answers/stream.js';
 import type { AnswerQueue } from '@lib/answers/job.js';
 import type { TokenBudget } from '@lib/answers/budget.js';
 import { ANSWER_CONTROL_CHANNEL } from '@lib/answers/stream.js';
-import type { Message, MessageFeedback } from '@lib/db/client.js';
-import { appError, badInput, ErrorCode, forbidden, notFound } from '@lib/errors.js';
+import { Prisma, type Message, type MessageFeedback } from '@lib/db/client.js';
+import { appError, badInput, ErrorCode, forbidden, notFound, unauthenticated } from '@lib/errors.js';
 import type { ConversationContext } from './conversations.js';
 
 export const MAX_QUESTION_CHARS = 2000;
@@ -49,7 +50,12 @@ function titleFrom(question: string) {
   return flat.length <= TITLE_CHARS ? flat : `${flat.slice(0, TITLE_CHARS - 1).trimEnd()}…`;
 }
 
-/** Records the question and an answer to come, then queues the answer. */
+/**
+ * Records the question and an answer to come, then queues the answer. The access checks and the
+ * three writes (the conversation created or touched, the question, the answer) are one SQL
+ * statement, a single round trip and atomic: no rows back means a check failed, and the checks
+ * then run one by one to say which (the same errors, in the same order, as checking first).
+ */
 export async function askTutor(ctx: MessageContext, input: AskTutorInput): Promise<Message> {
   const courseId = assertUuid(input.courseId, 'courseId');
   const question = input.question.trim();
@@ -61,46 +67,34 @@ export async function askTutor(ctx: MessageContext, input: AskTutorInput): Promi
     throw badInput(`Give 1 to ${MAX_DOCUMENT_IDS} documentIds, or none`, 'documentIds');
   }
   const conversationId = input.conversationId ? assertUuid(input.conversationId, 'conversationId') : null;
-  await requireCourseMember(ctx, courseId);
+  if (!ctx.identity) throw unauthenticated();
 
-  const budget = await ctx.answers.budget.status(ctx.identity.userId);
-  if (budget.exhausted) {
-    throw appError(
-      ErrorCode.RATE_LIMITED,
-      `You have used today's tutor budget (${budget.limit} tokens); it resets at ${budget.resetsAt.toISOString()}`,
-      { resetsAt: budget.resetsAt.toISOString(), limit: budget.limit },
-    );
-  }
-  if (conversationId) {
-    const conversation = await ctx.prisma.conversation.findUnique({ where: { id: conversationId } });
-    if (!conversation || conversation.userId !== ctx.identity.userId) throw notFound('Conversation');
-    if (conversation.courseId !== courseId) throw badInput('That conversation belongs to another course', 'conversationId');
+  if (ctx.answers.budget.limit > 0) {
+    const budget = await ctx.answers.budget.status(ctx.identity.userId);
+    if (budget.exhausted) {
+      await requireCourseMember(ctx, courseId); // a stranger is told so first
+      throw appError(
+        ErrorCode.RATE_LIMITED,
+        `You have used today's tutor budget (${budget.limit} tokens); it resets at ${budget.resetsAt.toISOString()}`,
+        { resetsAt: budget.resetsAt.toISOString(), limit: budget.limit },
+      );
+    }
   }
 
-  const userId = ctx.identity.userId;
   const mode = input.mode ?? 'EXPLAIN';
-  const answer = await ctx.prisma.$transaction(async (tx) => {
-    const conversation = conversationId
-      ? await tx.conversation.update({ where: { id: conversationId }, data: { updatedAt: new Date() } })
-      : await tx.conversation.create({ data: { courseId, userId, title: titleFrom(question) } });
-    const asked = await tx.message.create({
-      data: { conversationId: conversation.id, courseId, userId, role: 'USER', content: question, status: 'COMPLETE', mode },
-    });
-    return tx.message.create({
-      data: {
-        conversationId: conversation.id,
-        courseId,
-        userId,
-        role: 'ASSISTANT',
-        status: 'GENERATING',
-        mode,
-        replyToId: asked.id,
-        documentIds,
-        // One millisecond after the question, so the pair always sorts question first.
-        createdAt: new Date(asked.createdAt.getTime() + 1),
-      },
-    });
-  });
+  let answer = await recordQuestion(ctx, { courseId, conversationId, question, documentIds, mode });
+  if (!answer) {
+    // Which check failed: these throw as they would have before any write.
+    await requireCourseMember(ctx, courseId);
+    if (conversationId) {
+      const conversation = await ctx.prisma.conversation.findUnique({ where: { id: conversationId } });
+      if (!conversation || conversation.userId !== ctx.identity.userId) throw notFound('Conversation');
+      if (conversation.courseId !== courseId) throw badInput('That conversation belongs to another course', 'conversationId');
+    }
+    // Every check passes now (a membership added meanwhile): once more.
+    answer = await recordQuestion(ctx, { courseId, conversationId, question, documentIds, mode });
+    if (!answer) throw forbidden('You are not a member of this course');
+  }
   try {
     await ctx.answers.queue.enqueue({ messageId: answer.id });
   } catch (err) {
@@ -111,9 +105,52 @@ export async function askTutor(ctx: MessageContext, input: AskTutorInput): Promi
   return answer;
 }
 
+/**
+ * The question and its answer-to-come, in one statement, if the caller is a member of the course
+ * (or an admin) and the conversation, when given, is theirs and the course's; null otherwise. A
+ * new conversation is titled after the question. The answer is created one millisecond after the
+ * question, so the pair always sorts question first.
+ */
+async function recordQuestion(
+  ctx: MessageContext,
+  q: { courseId: string; conversationId: string | null; question: string; documentIds: string[]; mode: 'EXPLAIN' | 'SOCRATIC' },
+): Promise<Message | null> {
+  const { userId, role } = ctx.identity;
+  const now = new Date();
+  const answerAt = new Date(now.getTime() + 1);
+  const conversation = q.conversationId
+    ? Prisma.sql`UPDATE "Conversation" SET "updatedAt" = ${now}
+        WHERE id = ${q.conversationId}::uuid AND "userId" = ${userId} AND "courseId" = ${q.courseId}::uuid
+          AND EXISTS (SELECT 1 FROM allowed)
+        RETURNING id`
+    : Prisma.sql`INSERT INTO "Conversation" (id, "courseId", "userId", title, "createdAt", "updatedAt")
+        SELECT ${randomUUID()}::uuid, ${q.courseId}::uuid, ${userId}, ${titleFrom(q.question)}, ${now}, ${now}
+        WHERE EXISTS (SELECT 1 FROM allowed)
+        RETURNING id`;
+  const rows = await ctx.prisma.$queryRaw<Message[]>`
+    WITH allowed AS (
+      SELECT 1 FROM "CourseMember" WHERE "courseId" = ${q.courseId}::uuid AND "userId" = ${userId}
+      UNION ALL SELECT 1 WHERE ${role === 'ADMIN'}
+    ), conversation AS (${conversation}),
+    asked AS (
+      INSERT INTO "Message" (id, "conversationId", "courseId", "userId", role, content, status, mode, "createdAt", "updatedAt")
+      SELECT ${randomUUID()}::uuid, conversation.id, ${q.courseId}::uuid, ${userId}, 'USER', ${q.question}, 'COMPLETE',
+        ${q.mode}::"TutorMode", ${now}, ${now}
+      FROM conversation
+      RETURNING id, "conversationId"
+    )
+    INSERT INTO "Message" (id, "conversationId", "courseId", "userId", role, status, mode, "replyToId", "documentIds", "createdAt", "updatedAt")
+    SELECT ${randomUUID()}::uuid, asked."conversationId", ${q.courseId}::uuid, ${userId}, 'ASSISTANT', 'GENERATING',
+      ${q.mode}::"TutorMode", asked.id, ${q.documentIds}::uuid[], ${answerAt}, ${answerAt}
+    FROM asked
+    RETURNING *`;
+  return rows[0] ?? null;
+}
+
 /** A message of the caller's own conversations (any, for an admin). Strangers get NOT_FOUND. */
 export async function getMessage(ctx: MessageContext, rawId: string): Promise<Message> {
-  const message = await ctx.prisma.message.findUnique({ where: { id: assertUuid(rawId) } });
+  // Raw SQL (the same row, the same types as findUnique): the router reads every answer through here twice.
+  const [message] = await ctx.prisma.$queryRaw<Message[]>`SELECT * FROM "Message" WHERE id = ${assertUuid(rawId)}::uuid`;
   if (!message || (message.userId !== ctx.identity.userId && ctx.identity.role !== 'ADMIN')) throw notFound('Message');
   return message;
 }

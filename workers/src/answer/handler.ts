@@ -70,10 +70,9 @@ export function createAnswerHandler(deps: AnswerDeps) {
 
   return async function answer(messageId: string, ctx: { log: Logger; signal: AbortSignal }): Promise<string> {
     const started = Date.now();
-    const message = await prisma.message.findUnique({ where: { id: messageId } });
-    if (!message || message.role !== 'ASSISTANT' || message.status !== 'GENERATING') return 'skipped';
-    const attempt = message.attempts + 1;
-    await prisma.message.update({ where: { id: messageId }, data: { attempts: attempt, content: '' } });
+    const message = await startAttempt(prisma, messageId, config.maxHistoryTurns);
+    if (!message) return 'skipped';
+    const attempt = message.attempts;
     // From here on this attempt's events win over any earlier attempt still writing.
     if (attempt > 1) await publisher.publish(messageId, { type: 'reset' }, attempt);
     let superseded = false;
@@ -97,13 +96,15 @@ export function createAnswerHandler(deps: AnswerDeps) {
     const emit = (piece: string) => {
       if (superseded) throw new Superseded();
       if (!piece) return;
-      if (firstAt === undefined) {
+      const first = firstAt === undefined;
+      if (first) {
         firstAt = Date.now();
         metrics.timeToFirstToken.observe({ engine }, (firstAt - started) / 1000);
       }
       text += piece;
       pending += piece;
-      if (config.flushMs <= 0) void flush();
+      // The first piece goes out at once (the time to first token); later ones are gathered for flushMs.
+      if (first || config.flushMs <= 0) void flush();
       else timer ??= setTimeout(flush, config.flushMs);
     };
     const emitAll = async (content: string) => {
@@ -124,25 +125,29 @@ export function createAnswerHandler(deps: AnswerDeps) {
       if (timer) clearTimeout(timer);
       await flush();
       if (superseded) throw new Superseded();
-      const saved = await prisma.message.updateMany({
-        where: { id: messageId, status: 'GENERATING', attempts: attempt },
-        data: {
-          status: 'COMPLETE',
-          content: result.content,
-          citations: result.citations as never,
-          grounded: result.grounded,
-          droppedMarkers: result.droppedMarkers,
-          engine: answerEngine,
-          completedAt: new Date(),
-          ...extra,
-        },
-      });
-      if (saved.count === 0) {
-        const now = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true, attempts: true } });
-        if (now?.status === 'CANCELLED') return settleCancelled();
+      // The answer saved (if this attempt still owns it) and its conversation touched, in one statement.
+      const now = new Date();
+      const [saved] = await prisma.$queryRaw<{ count: number }[]>`
+        WITH saved AS (
+          UPDATE "Message" SET status = 'COMPLETE', content = ${result.content}, citations = ${JSON.stringify(result.citations)}::jsonb,
+            grounded = ${result.grounded}, "droppedMarkers" = ${result.droppedMarkers}, engine = ${answerEngine},
+            "completedAt" = ${now}, "updatedAt" = ${now},
+            model = coalesce(${extra.model ?? null}::text, model),
+            "promptTokens" = coalesce(${extra.promptTokens ?? null}::int, "promptTokens"),
+            "completionTokens" = coalesce(${extra.completionTokens ?? null}::int, "completionTokens"),
+            cached = coalesce(${extra.cached ?? null}::boolean, cached),
+            "standaloneQuestion" = coalesce(${extra.standaloneQuestion ?? null}::text, "standaloneQuestion")
+          WHERE id = ${messageId}::uuid AND status = 'GENERATING' AND attempts = ${attempt}
+          RETURNING "conversationId"
+        ), touched AS (
+          UPDATE "Conversation" SET "updatedAt" = ${now} WHERE id IN (SELECT "conversationId" FROM saved)
+        )
+        SELECT count(*)::int AS count FROM saved`;
+      if (!saved?.count) {
+        const current = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
+        if (current?.status === 'CANCELLED') return settleCancelled();
         throw new Superseded();
       }
-      await prisma.conversation.updateMany({ where: { id: message.conversationId }, data: { updatedAt: new Date() } });
       await publisher.publish(messageId, { type: 'done', status: 'COMPLETE' }, attempt);
       metrics.answers.inc({ outcome, engine: answerEngine });
       if (result.droppedMarkers) metrics.droppedMarkers.inc(result.droppedMarkers);
@@ -172,10 +177,7 @@ export function createAnswerHandler(deps: AnswerDeps) {
     };
 
     try {
-      const question = message.replyToId
-        ? ((await prisma.message.findUnique({ where: { id: message.replyToId }, select: { content: true } }))?.content ?? '')
-        : '';
-      const history = await loadHistory(prisma, message, config.maxHistoryTurns);
+      const { question, history } = message;
 
       // A follow-up becomes a standalone question before retrieval.
       let standalone = standaloneQuestion(question, history);
@@ -202,7 +204,6 @@ export function createAnswerHandler(deps: AnswerDeps) {
         return await finish('not_covered', engine, notCoveredAnswer(), { standaloneQuestion: standalone });
       }
 
-      const course = await prisma.course.findUnique({ where: { id: message.courseId }, select: { searchVersion: true } });
       const key = answerCacheKey({
         promptVersion: deps.model ? PROMPT_VERSION : OFFLINE_VERSION,
         engine,
@@ -210,7 +211,7 @@ export function createAnswerHandler(deps: AnswerDeps) {
         mode: message.mode,
         question: standalone,
         courseId: message.courseId,
-        searchVersion: course?.searchVersion ?? 0,
+        searchVersion: message.searchVersion ?? 0,
         chunkIds: passages.map((p) => p.chunkId),
       });
       const hit = await deps.cache.get(key).catch(() => undefined);
@@ -291,49 +292,66 @@ export async function failAnswer(
   return updated.count > 0;
 }
 
-/** The conversation's finished turns before this answer, oldest first. */
-async function loadHistory(prisma: PrismaClient, message: Message, maxTurns: number): Promise<HistoryTurn[]> {
-  if (!message.replyToId) return [];
-  const asked = await prisma.message.findUnique({ where: { id: message.replyToId }, select: { createdAt: true } });
-  if (!asked) return [];
-  const rows = await prisma.message.findMany({
-    where: { conversationId: message.conversationId, createdAt: { lt: asked.createdAt }, status: 'COMPLETE' },
-    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    take: maxTurns,
-    select: { role: true, content: true },
-  });
-  return rows.reverse().map((r) => ({ role: r.role, content: r.content }));
+/** What an answer is written from, read as its attempt starts. */
+interface AnswerStart {
+  id: string;
+  conversationId: string;
+  courseId: string;
+  userId: string;
+  mode: Message['mode'];
+  documentIds: string[];
+  /** This attempt's number (the message's attempts, counted up as it started). */
+  attempts: number;
+  /** The question it answers ('' if none). */
+  question: string;
+  /** The conversation's finished turns before the question, oldest first. */
+  history: HistoryTurn[];
+  /** The course's search version as the attempt started (null: the course is gone). */
+  searchVersion: number | null;
 }
 
-/** The passages for a question, numbered from 1 in ranking order. */
-async function retrieve(deps: AnswerDeps, message: Message, question: string): Promise<TutorPassage[]> {
+/**
+ * Starts an attempt at an answer still GENERATING, in one statement: counts the attempt (and
+ * empties the text of an earlier one), and reads the question, up to `maxTurns` turns of history
+ * before it and the course's search version. Null when the message is not an answer being written.
+ */
+async function startAttempt(prisma: PrismaClient, messageId: string, maxTurns: number): Promise<AnswerStart | null> {
+  const [row] = await prisma.$queryRaw<(Omit<AnswerStart, 'question' | 'history'> & { question: string | null; history: HistoryTurn[] })[]>`
+    WITH m AS (
+      UPDATE "Message" SET attempts = attempts + 1, content = '', "updatedAt" = ${new Date()}
+      WHERE id = ${messageId}::uuid AND role = 'ASSISTANT' AND status = 'GENERATING'
+      RETURNING id, "conversationId", "courseId", "userId", mode, "replyToId", "documentIds", attempts
+    )
+    SELECT m.id, m."conversationId", m."courseId", m."userId", m.mode::text AS mode, m."documentIds"::text[] AS "documentIds",
+      m.attempts, q.content AS question, c."searchVersion" AS "searchVersion",
+      (SELECT coalesce(json_agg(json_build_object('role', h.role, 'content', h.content) ORDER BY h."createdAt", h.id), '[]'::json)
+        FROM (SELECT role, content, "createdAt", id FROM "Message"
+              WHERE "conversationId" = m."conversationId" AND "createdAt" < q."createdAt" AND status = 'COMPLETE'
+              ORDER BY "createdAt" DESC, id DESC LIMIT ${maxTurns}) h) AS history
+    FROM m LEFT JOIN "Message" q ON q.id = m."replyToId" LEFT JOIN "Course" c ON c.id = m."courseId"`;
+  return row ? { ...row, question: row.question ?? '' } : null;
+}
+
+/** The passages for a question, numbered from 1 in ranking order (chunks of documents no longer READY left out). */
+async function retrieve(deps: AnswerDeps, message: AnswerStart, question: string): Promise<TutorPassage[]> {
   const ranked = await deps.retrieval.search({
     courseId: message.courseId,
     query: question.slice(0, 1000),
     limit: deps.config.passages,
     documentIds: message.documentIds.length ? message.documentIds : undefined,
+    searchVersion: message.searchVersion ?? undefined,
   });
   if (!ranked.length) return [];
-  const chunks = await deps.prisma.chunk.findMany({
-    where: { id: { in: ranked.map((r) => r.id) }, document: { status: 'READY' } },
-    include: { document: { select: { title: true } } },
-  });
-  const byId = new Map(chunks.map((c) => [c.id, c]));
+  const chunks = await deps.prisma.$queryRaw<Omit<TutorPassage, 'n' | 'score'>[]>`
+    SELECT c.id AS "chunkId", c."documentId"::text AS "documentId", d.title AS "documentTitle", c."pageStart", c."pageEnd", c.heading, c.text
+    FROM "Chunk" c JOIN "Document" d ON d.id = c."documentId"
+    WHERE c.id = ANY(${ranked.map((r) => r.id)}::text[]) AND d.status = 'READY'`;
+  const byId = new Map(chunks.map((c) => [c.chunkId, c]));
   const passages: TutorPassage[] = [];
   for (const r of ranked) {
     const c = byId.get(r.id);
     if (!c) continue;
-    passages.push({
-      n: passages.length + 1,
-      chunkId: c.id,
-      documentId: c.documentId,
-      documentTitle: c.document.title,
-      pageStart: c.pageStart,
-      pageEnd: c.pageEnd,
-      heading: c.heading,
-      text: c.text,
-      score: r.score,
-    });
+    passages.push({ ...c, n: passages.length + 1, score: r.score });
   }
   return passages;
 }
