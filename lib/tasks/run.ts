@@ -25,9 +25,15 @@ export interface TaskRun {
    * that got in first wins, and two runs cannot interleave); `write` returns the completed task
    * (store.completeIn) or null (nothing saved). The completed task is announced after the commit.
    * 'cancelled': the task was cancelled meanwhile; 'finished': another run (a stalled lock taken
-   * over) finished it, or `write` saved nothing.
+   * over) finished it, or `write` saved nothing. `prepare` runs first in the same transaction,
+   * without the lock (a cancel is not held up meanwhile): work written as it is produced, rolled
+   * back with the rest when the task turns out not to be RUNNING any more.
    */
-  complete(write: (tx: Prisma.TransactionClient) => Promise<Task | null>, timeoutMs: number): Promise<Task | 'cancelled' | 'finished'>;
+  complete(
+    write: (tx: Prisma.TransactionClient) => Promise<Task | null>,
+    timeoutMs: number,
+    prepare?: (tx: Prisma.TransactionClient) => Promise<void>,
+  ): Promise<Task | 'cancelled' | 'finished'>;
   /** If the task was cancelled, settles its subject (onTaskAbandoned with CANCELLED). */
   settleIfCancelled(): Promise<void>;
   /** Settles the task's subject as abandoned with this code (onTaskAbandoned). */
@@ -44,6 +50,8 @@ export interface TaskRunSpec<S> {
   /** What the subject says when the task is cancelled (onTaskAbandoned's message), and the log line then. */
   cancelled: { message: string; log: string };
   progressIntervalMs: number;
+  /** No progress is written before the run is this old (a short run then writes none: its RUNNING and end say enough). */
+  progressAfterMs?: number;
   /** On cancellation, before the subject is settled (e.g. remove what was written outside the database). */
   onCancel?: () => Promise<unknown>;
   /**
@@ -84,28 +92,36 @@ export async function runTask<S>(
 
   let lastWrite = 0;
   let writing: Promise<unknown> = Promise.resolve();
+  const quietUntil = Date.now() + (spec.progressAfterMs ?? 0);
   const run: TaskRun = {
     report(progress, message, force = false) {
       const now = Date.now();
-      if (!force && now - lastWrite < spec.progressIntervalMs) return writing;
+      if (now < quietUntil || (!force && now - lastWrite < spec.progressIntervalMs)) return writing;
       lastWrite = now;
       writing = writing.then(() => tasks.progress(taskId, progress, message)).catch((err) => log.warn({ err }, 'progress write failed'));
       return writing;
     },
     flush: () => writing,
-    async complete(write, timeoutMs) {
+    async complete(write, timeoutMs, prepare) {
       let cancelledMeanwhile = false;
-      const completed = await prisma.$transaction(
-        async (tx) => {
-          const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
-          if (row?.status !== 'RUNNING') {
-            cancelledMeanwhile = row?.status === 'CANCELLED';
-            return null;
-          }
-          return write(tx);
-        },
-        { timeout: timeoutMs, maxWait: 10_000 },
-      );
+      const notRunning = new Error('the task is no longer running'); // rolls back what `prepare` wrote
+      const completed = await prisma
+        .$transaction(
+          async (tx) => {
+            if (prepare) await prepare(tx);
+            const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
+            if (row?.status !== 'RUNNING') {
+              cancelledMeanwhile = row?.status === 'CANCELLED';
+              throw notRunning;
+            }
+            return write(tx);
+          },
+          { timeout: timeoutMs, maxWait: 10_000 },
+        )
+        .catch((err: unknown) => {
+          if (err === notRunning) return null;
+          throw err;
+        });
       if (!completed) return cancelledMeanwhile ? 'cancelled' : 'finished';
       await tasks.announce(completed);
       return completed;

@@ -5,6 +5,10 @@ import type { Logger } from '../logger.js';
 import type { TaskEventPublisher } from './events.js';
 
 type Db = PrismaClient | Prisma.TransactionClient;
+/** A column's new value computed in SQL (for `update`). */
+class SqlExpression {
+  constructor(readonly sql: Prisma.Sql) {}
+}
 export type TaskStatus = Task['status'];
 export const TERMINAL: readonly TaskStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
 export const isTerminal = (status: TaskStatus) => TERMINAL.includes(status);
@@ -32,32 +36,45 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
     return count === 1 ? db.task.findUnique({ where: { id } }) : null;
   };
 
+  /** `transition` in one statement (UPDATE ... RETURNING), for the hot paths. */
+  const update = async (db: Db, id: string, from: TaskStatus[], set: Record<string, unknown>) => {
+    const assignments = Object.entries(set).map(([column, value]) =>
+      value instanceof SqlExpression
+        ? Prisma.sql`${Prisma.raw(`"${column}"`)} = ${value.sql}`
+        : Prisma.sql`${Prisma.raw(`"${column}"`)} = ${column === 'status' ? Prisma.sql`${value}::"TaskStatus"` : value}`,
+    );
+    const [task] = await db.$queryRaw<Task[]>`
+      UPDATE "Task" SET ${Prisma.join(assignments)}, "updatedAt" = ${new Date()}
+      WHERE id = ${id}::uuid AND status = ANY(${from}::"TaskStatus"[])
+      RETURNING *`;
+    return task ?? null;
+  };
+
   return {
     announce,
     get: (id: string) => prisma.task.findUnique({ where: { id } }),
 
-    /** A worker takes the task (again, after a crash): null if it was cancelled or is already done. */
+    /**
+     * A worker takes the task (again, after a crash): null if it was cancelled or is already done.
+     * One statement (the hot path of every job: a short document's ingestion is a few of them).
+     */
     start: async (id: string, attempt: number) =>
       announce(
-        await prisma.$transaction(async (tx) => {
-          const task = await tx.task.findUnique({ where: { id } });
-          if (!task || isTerminal(task.status)) return null;
-          return transition(tx, id, ['ACCEPTED', 'RUNNING'], {
-            status: 'RUNNING',
-            attempts: attempt,
-            startedAt: task.startedAt ?? new Date(),
-            progress: 0,
-            message: attempt > 1 ? `Started again (attempt ${attempt})` : 'Started',
-          });
+        await update(prisma, id, ['ACCEPTED', 'RUNNING'], {
+          status: 'RUNNING',
+          attempts: attempt,
+          startedAt: new SqlExpression(Prisma.sql`coalesce("startedAt", ${new Date()})`),
+          progress: 0,
+          message: attempt > 1 ? `Started again (attempt ${attempt})` : 'Started',
         }),
       ),
 
     progress: async (id: string, progress: number, message: string) =>
-      announce(await transition(prisma, id, ['RUNNING'], { progress: Math.min(1, Math.max(0, progress)), message })),
+      announce(await update(prisma, id, ['RUNNING'], { progress: Math.min(1, Math.max(0, progress)), message })),
 
     /** Completion inside the caller's transaction (with the work's own writes); announce after commit. */
     completeIn: (tx: Prisma.TransactionClient, id: string, message: string) =>
-      transition(tx, id, ['RUNNING'], {
+      update(tx, id, ['RUNNING'], {
         status: 'COMPLETED',
         progress: 1,
         message,
