@@ -18,7 +18,7 @@
  *    separate connections), then publishes progress events for random tasks as a worker would
  *    (write the row, publish the event) and measures publish -> subscriber receipt, p50/p99.
  *
- * --cpu-prof <dir>: the worker writes <dir>/<pid>.cpuprofile when it stops (open it in Chrome's
+ * --cpu-prof <dir>: the worker and the subgraphs write <dir>/<script>-<pid>.cpuprofile when they stop (open it in Chrome's
  * DevTools or speedscope). Every figure is printed with the load average: the machine is shared.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -132,6 +132,7 @@ async function withWorker<T>(worker: Record<string, string>, run: (stack: TestSt
   const stack = await startTestStack({
     workers: 1,
     router: { RATE_LIMIT_TEACHER: '1000000' },
+    subgraphs: profileEnv,
     worker: { PROGRESS_INTERVAL_MS: '250', ...worker, ...profileEnv },
   });
   try {
@@ -223,6 +224,10 @@ ingestion, ${SMALL} short pasted documents (~${texts[0]!.length} characters), 16
         `worker CPU ${(cpu / SMALL).toFixed(1)} ms per document (${load()})`,
     );
     console.log(`  ${rows.map((r) => `${r.status} ${r.n}`).join(', ')}`);
+    const problems = stack.services['worker-1']!.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter(
+      (l) => Number(l['level']) >= 40,
+    );
+    if (problems.length) console.log(`  worker warnings/errors: ${problems.length}, first: ${JSON.stringify(problems[0]).slice(0, 600)}`);
   });
 }
 
@@ -254,7 +259,7 @@ if (PARTS.has('ocr')) {
     console.log(`  ${seconds.toFixed(2)} s, ${(OCR_PAGES / seconds).toFixed(2)} pages/s, ${done.document?.chunkCount} chunks`);
     console.log(`  ${done.message}`);
     console.log(
-      `  parser peak RSS ${line?.['peakRssMb'] ?? '?'} MB (with its OCR programs); parse ${line?.['parseMs'] ?? '?'} ms, chunk+save ${line?.['saveMs'] ?? '?'} ms`,
+      `  parser peak RSS ${line?.['peakRssMb'] ?? '?'} MB (with its OCR programs); parse ${line?.['parseMs'] ?? '?'} ms, after the parse ${line?.['saveMs'] ?? '?'} ms`,
     );
   } finally {
     await stack.stop();

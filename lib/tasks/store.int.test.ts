@@ -13,12 +13,18 @@ describe('task store (PostgreSQL)', () => {
   beforeAll(() => {
     prisma = createPrisma({ url: testDbUrls().pooled });
   });
-  afterAll(() => prisma?.$disconnect());
+  const courses: string[] = [];
+  // Its tasks go with the course: a worker's reconciler must not find them later.
+  afterAll(async () => {
+    await prisma?.course.deleteMany({ where: { id: { in: courses } } });
+    await prisma?.$disconnect();
+  });
 
   async function seedTask() {
     const courseId = randomUUID();
     const id = randomUUID();
     await prisma.course.create({ data: { id: courseId, title: 't', createdBy: 'x' } });
+    courses.push(courseId);
     await prisma.task.create({
       data: { id, kind: 'INGEST_DOCUMENT', ownerId: 'owner', courseId, payload: { taskId: id }, message: 'Waiting' },
     });

@@ -135,7 +135,8 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
         'uploadId',
       );
     // Refused before the upload is consumed: it can still go to another course.
-    checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), meta.size);
+    if (quotas.courseStorageBytes > 0)
+      checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), meta.size);
     const consumed = await consumeUpload(ctx.docs.redis, uploadId, owner);
     if (!consumed) throw badInput('This upload was already used for another document', 'uploadId');
     consumedUpload = consumed;
@@ -154,7 +155,9 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
     const format = input.format ?? 'MARKDOWN';
     if (format === 'PDF') throw badInput('Pasted text cannot be a PDF; upload the file instead', 'format');
     const bytes = Buffer.from(text, 'utf8');
-    checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), bytes.length);
+    // The sum over the course's documents is only read when there is a limit (a query less per short text).
+    if (quotas.courseStorageBytes > 0)
+      checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), bytes.length);
     // Pasted text counts against the day's upload quota, as a file sent to POST /uploads does.
     const reservation = await dailyQuota.reserve(owner, bytes.length);
     if (!reservation.ok) {

@@ -198,7 +198,6 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
             await retrieval.write(null, document.courseId, documentId, qdrantPoints);
           }
         }
-        const saveStarted = Date.now();
 
         const completed = await complete(
           async (tx) => {
@@ -255,7 +254,8 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
             chunks: chunkCount,
             streaming,
             parseMs,
-            saveMs: Date.now() - saveStarted,
+            // From the end of the parse to the commit (streaming, most of the writing happened during the parse).
+            saveMs: Date.now() - started - parseMs,
             peakRssMb: parsed!.peakRssMb,
             ...(parsed!.ocr.pages.length || parsed!.ocr.skipped.length || parsed!.ocr.blank.length
               ? {
