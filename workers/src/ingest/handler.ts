@@ -59,9 +59,13 @@ async function insertChunks(tx: Prisma.TransactionClient, courseId: string, docu
 
 /**
  * Parses a document in a sandboxed child process, chunks it, and replaces the
- * document's chunks in one transaction with the task's completion. Safe to run
- * twice (after a crash): the second run replaces what the first wrote, and a
- * cancelled task is never completed.
+ * document's chunks in one transaction with the task's completion. With the
+ * embedded store (and no OCR) that transaction is open while the document is
+ * read: each page is chunked as it arrives and the chunks are written in
+ * batches, so parsing, indexing and inserting overlap; nothing is visible before
+ * the commit, and the task row is locked only at the end (a cancel is never held
+ * up). Safe to run twice (after a crash): the second run replaces what the first
+ * wrote, and a cancelled task is never completed.
  */
 export function createIngestHandler({ prisma, tasks, blobs, metrics, config, retrieval }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
   const ocrOptions = (): OcrOptions | null => (config.ocr !== undefined ? config.ocr : readOcr().options);
@@ -234,7 +238,12 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
             await tx.$executeRaw`DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
             if (streaming) await read(tx);
           },
-        );
+        ).catch(async (err: unknown) => {
+          // Two runs of one job (a stalled lock taken over): the later one's inserts wait for the
+          // first one's transaction, then collide with its chunks. The first one completed the task.
+          if ((await tasks.get(taskId).catch(() => null))?.status === 'COMPLETED') return 'finished' as const;
+          throw err;
+        });
         if (completed === 'finished') {
           // Another run of the same job (a stalled lock taken over) may have completed it: its points stay.
           log.info({ taskId }, 'task already finished by another run');
