@@ -29,6 +29,12 @@ export interface EmbeddedStore extends VectorStore {
   readonly kind: 'embedded';
   /** The same as replaceDocument, inside the caller's transaction (with the chunk rows). */
   replaceDocumentIn(tx: Db, courseId: string, documentId: string, points: ChunkPoint[]): Promise<void>;
+  /**
+   * Adds postings (and vectors) of some of a document's chunks, inside the caller's transaction:
+   * a document written in batches as it is read, after its old chunks were deleted (their
+   * postings and vectors go with them).
+   */
+  appendIn(tx: Db, courseId: string, documentId: string, points: ChunkPoint[]): Promise<void>;
   search(query: EmbeddedSearchQuery): Promise<ScoredChunk[]>;
   /** Loads or refreshes the course's in-memory index now; null when it is off or the course does not fit. */
   warmIndex(courseId: string): Promise<{ version: number; chunks: number; postings: number; bytes: number } | null>;
@@ -58,30 +64,25 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
     log: opts.log,
   });
 
-  const replaceDocumentIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[]) => {
+  const appendIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[]) => {
     // Other processes see the change by the version the caller bumps in this transaction.
     indexes.invalidate(courseId);
-    await tx.chunkTerm.deleteMany({ where: { documentId } });
-    await tx.chunkEmbedding.deleteMany({ where: { documentId } });
-    // One INSERT from arrays (unnest) per 50,000 postings: a parameter per column, not per value.
-    const termIds: number[] = [];
-    const chunkIds: string[] = [];
-    const tfs: number[] = [];
-    const dls: number[] = [];
+    // In the primary key's order (course, term, chunk): inserts then touch neighbouring index pages,
+    // about a third faster than in chunk order for a book's 70,000 postings.
+    const postings: { termId: number; chunkId: string; tf: number; dl: number }[] = [];
     for (const p of points) {
-      p.terms.ids.forEach((termId, i) => {
-        termIds.push(termId);
-        chunkIds.push(p.id);
-        tfs.push(Math.min(p.terms.tf[i]!, 32767));
-        dls.push(p.terms.length);
-      });
+      p.terms.ids.forEach((termId, i) => postings.push({ termId, chunkId: p.id, tf: Math.min(p.terms.tf[i]!, 32767), dl: p.terms.length }));
     }
-    for (let i = 0; i < termIds.length; i += 50_000) {
-      const slice = (xs: unknown[]) => xs.slice(i, i + 50_000);
+    postings.sort((x, y) => x.termId - y.termId || (x.chunkId < y.chunkId ? -1 : x.chunkId > y.chunkId ? 1 : 0));
+    // One INSERT from arrays (unnest) per 50,000 postings: a parameter per column, not per value.
+    for (let i = 0; i < postings.length; i += 50_000) {
+      const slice = postings.slice(i, i + 50_000);
       await tx.$executeRaw`
         INSERT INTO "ChunkTerm" ("courseId", "termId", "chunkId", "documentId", tf, dl)
         SELECT ${courseId}::uuid, t, c, ${documentId}::uuid, f, l
-        FROM unnest(${slice(termIds)}::int[], ${slice(chunkIds)}::text[], ${slice(tfs)}::smallint[], ${slice(dls)}::int[]) AS x(t, c, f, l)`;
+        FROM unnest(${slice.map((p) => p.termId)}::int[], ${slice.map((p) => p.chunkId)}::text[],
+                    ${slice.map((p) => p.tf)}::smallint[], ${slice.map((p) => p.dl)}::int[]) WITH ORDINALITY AS x(t, c, f, l, n)
+        ORDER BY n`;
     }
     const dense = points.filter((p) => p.dense);
     if (dense.length && denseModel) {
@@ -91,6 +92,13 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
         });
       }
     }
+  };
+
+  const replaceDocumentIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[]) => {
+    indexes.invalidate(courseId);
+    await tx.chunkTerm.deleteMany({ where: { documentId } });
+    await tx.chunkEmbedding.deleteMany({ where: { documentId } });
+    await appendIn(tx, courseId, documentId, points);
   };
 
   const lexical = async (q: EmbeddedSearchQuery, limit: number): Promise<ScoredChunk[]> => {
@@ -150,6 +158,7 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
       denseModel = d ? `${d.model}@${d.dimensions}` : null;
     },
     replaceDocumentIn,
+    appendIn,
     async replaceDocument(courseId, documentId, points) {
       await prisma.$transaction((tx) => replaceDocumentIn(tx, courseId, documentId, points));
       indexes.invalidate(courseId);

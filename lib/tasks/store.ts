@@ -1,7 +1,14 @@
-import type { Prisma, PrismaClient, Task } from '../db/client.js';
+import { Prisma, type PrismaClient, type Task } from '../db/client.js';
+import type { JobName, JobPayload } from '../jobs/contracts.js';
+import type { JobQueues } from '../jobs/queues.js';
+import type { Logger } from '../logger.js';
 import type { TaskEventPublisher } from './events.js';
 
 type Db = PrismaClient | Prisma.TransactionClient;
+/** A column's new value computed in SQL (for `update`). */
+class SqlExpression {
+  constructor(readonly sql: Prisma.Sql) {}
+}
 export type TaskStatus = Task['status'];
 export const TERMINAL: readonly TaskStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
 export const isTerminal = (status: TaskStatus) => TERMINAL.includes(status);
@@ -29,32 +36,45 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
     return count === 1 ? db.task.findUnique({ where: { id } }) : null;
   };
 
+  /** `transition` in one statement (UPDATE ... RETURNING), for the hot paths. */
+  const update = async (db: Db, id: string, from: TaskStatus[], set: Record<string, unknown>) => {
+    const assignments = Object.entries(set).map(([column, value]) =>
+      value instanceof SqlExpression
+        ? Prisma.sql`${Prisma.raw(`"${column}"`)} = ${value.sql}`
+        : Prisma.sql`${Prisma.raw(`"${column}"`)} = ${column === 'status' ? Prisma.sql`${value}::"TaskStatus"` : value}`,
+    );
+    const [task] = await db.$queryRaw<Task[]>`
+      UPDATE "Task" SET ${Prisma.join(assignments)}, "updatedAt" = ${new Date()}
+      WHERE id = ${id}::uuid AND status = ANY(${from}::"TaskStatus"[])
+      RETURNING *`;
+    return task ?? null;
+  };
+
   return {
     announce,
     get: (id: string) => prisma.task.findUnique({ where: { id } }),
 
-    /** A worker takes the task (again, after a crash): null if it was cancelled or is already done. */
+    /**
+     * A worker takes the task (again, after a crash): null if it was cancelled or is already done.
+     * One statement (the hot path of every job: a short document's ingestion is a few of them).
+     */
     start: async (id: string, attempt: number) =>
       announce(
-        await prisma.$transaction(async (tx) => {
-          const task = await tx.task.findUnique({ where: { id } });
-          if (!task || isTerminal(task.status)) return null;
-          return transition(tx, id, ['ACCEPTED', 'RUNNING'], {
-            status: 'RUNNING',
-            attempts: attempt,
-            startedAt: task.startedAt ?? new Date(),
-            progress: 0,
-            message: attempt > 1 ? `Started again (attempt ${attempt})` : 'Started',
-          });
+        await update(prisma, id, ['ACCEPTED', 'RUNNING'], {
+          status: 'RUNNING',
+          attempts: attempt,
+          startedAt: new SqlExpression(Prisma.sql`coalesce("startedAt", ${new Date()})`),
+          progress: 0,
+          message: attempt > 1 ? `Started again (attempt ${attempt})` : 'Started',
         }),
       ),
 
     progress: async (id: string, progress: number, message: string) =>
-      announce(await transition(prisma, id, ['RUNNING'], { progress: Math.min(1, Math.max(0, progress)), message })),
+      announce(await update(prisma, id, ['RUNNING'], { progress: Math.min(1, Math.max(0, progress)), message })),
 
     /** Completion inside the caller's transaction (with the work's own writes); announce after commit. */
     completeIn: (tx: Prisma.TransactionClient, id: string, message: string) =>
-      transition(tx, id, ['RUNNING'], {
+      update(tx, id, ['RUNNING'], {
         status: 'COMPLETED',
         progress: 1,
         message,
@@ -93,3 +113,93 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
   };
 }
 export type TaskStore = ReturnType<typeof createTaskStore>;
+
+export interface TaskStartDeps {
+  prisma: PrismaClient;
+  queues: Pick<JobQueues, 'enqueue'>;
+  tasks: Pick<TaskStore, 'announce'>;
+  log: Logger;
+}
+
+/**
+ * The task an idempotency key already names, or null. `check` throws (a CONFLICT) when that task
+ * is not one the caller may return: another course, another kind.
+ */
+export async function taskByIdempotencyKey(
+  prisma: PrismaClient,
+  ownerId: string,
+  key: string | null,
+  check: (task: Task) => void,
+): Promise<Task | null> {
+  if (key === null) return null;
+  const task = await prisma.task.findUnique({ where: { ownerId_idempotencyKey: { ownerId, idempotencyKey: key } } });
+  if (task) check(task);
+  return task;
+}
+
+export interface TaskStart<N extends JobName> {
+  kind: N;
+  ownerId: string;
+  courseId: string;
+  /** Its job's payload; payload.taskId is the new task's id. */
+  payload: JobPayload<N>;
+  idempotencyKey?: string | null;
+  /** Throws when the task already made with this key is not one to return (see taskByIdempotencyKey). */
+  checkExisting?: (task: Task) => void;
+  /** In the transaction, before the task row: a task returned here is used instead of a new one (nothing is written). */
+  before?: (tx: Prisma.TransactionClient) => Promise<Task | null | void>;
+  /** In the transaction, after the task row: the task's subject (its document, its exam). */
+  after?: (tx: Prisma.TransactionClient) => Promise<unknown>;
+  /** When the transaction fails, before a lost idempotency race is resolved: give back what was taken for it. */
+  onRollback?: () => Promise<unknown>;
+}
+
+/**
+ * Records a task (ACCEPTED) with what it works on in one transaction, then enqueues its job
+ * (job id = task id) and announces it. If Redis fails after the commit, the worker's reconciler
+ * enqueues the task later: a task never stays without its job. Two requests with the same
+ * idempotency key at once: the loser returns the winner's task. `created` is false when an
+ * existing task was returned.
+ */
+export async function startTask<N extends JobName>(
+  { prisma, queues, tasks, log }: TaskStartDeps,
+  spec: TaskStart<N>,
+): Promise<{ task: Task; created: boolean }> {
+  const key = spec.idempotencyKey ?? null;
+  const taskId = spec.payload.taskId;
+  let result: { task: Task; created: boolean };
+  try {
+    result = await prisma.$transaction(async (tx) => {
+      const found = spec.before ? await spec.before(tx) : null;
+      if (found) return { task: found, created: false };
+      const task = await tx.task.create({
+        data: {
+          id: taskId,
+          kind: spec.kind,
+          ownerId: spec.ownerId,
+          courseId: spec.courseId,
+          idempotencyKey: key,
+          payload: spec.payload,
+          message: 'Waiting for a worker',
+        },
+      });
+      if (spec.after) await spec.after(tx);
+      return { task, created: true };
+    });
+  } catch (err) {
+    if (spec.onRollback) await spec.onRollback().catch(() => {});
+    if (key !== null && err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+      const winner = await taskByIdempotencyKey(prisma, spec.ownerId, key, spec.checkExisting ?? (() => {}));
+      if (winner) return { task: winner, created: false };
+    }
+    throw err;
+  }
+  if (!result.created) return result;
+  try {
+    await queues.enqueue(spec.kind, spec.payload);
+  } catch (err) {
+    log.error({ err, taskId }, 'enqueue failed; the reconciler will enqueue the task');
+  }
+  await tasks.announce(result.task).catch((err: unknown) => log.warn({ err, taskId }, 'task event not published'));
+  return result;
+}

@@ -8,7 +8,7 @@ import type { TaskEventStream } from '@lib/tasks/events.js';
 import { onTaskAbandoned } from '@lib/tasks/kinds.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import type { Handler, Handlers } from './handlers.js';
-import { CANCELLED } from './ingest/handler.js';
+import { CANCELLED } from '@lib/tasks/run.js';
 import type { JobMetrics } from './metrics.js';
 
 export interface RunnerOptions {

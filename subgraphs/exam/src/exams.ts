@@ -5,7 +5,8 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
-import { Prisma, type Exam } from '@lib/db/client.js';
+import type { Exam, Prisma } from '@lib/db/client.js';
+import { startTask, taskByIdempotencyKey } from '@lib/tasks/store.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import { MAX_QUESTIONS, QUESTION_TYPES, DIFFICULTIES, type Difficulty, type QuestionType } from '@lib/exam/index.js';
 import type { ExamContext } from './context.js';
@@ -69,8 +70,8 @@ const taskRef = (id: string) => ({ __typename: 'Task', id });
 
 /**
  * Records the exam (GENERATING) and its task in one transaction, then enqueues
- * the job (job id = task id); the worker's reconciler enqueues it if Redis
- * failed in between. The same idempotencyKey returns the first task.
+ * the job (startTask: job id = task id; the worker's reconciler enqueues it if
+ * Redis failed in between). The same idempotencyKey returns the first task.
  */
 export async function generateExam(ctx: ExamContext, input: GenerateExamInput) {
   const courseId = assertUuid(input.courseId, 'courseId');
@@ -91,14 +92,11 @@ export async function generateExam(ctx: ExamContext, input: GenerateExamInput) {
   await requireCourseTeacher(ctx, courseId);
   const owner = ctx.identity.userId;
 
-  const existing = async () => {
-    if (key === null) return null;
-    const task = await ctx.prisma.task.findUnique({ where: { ownerId_idempotencyKey: { ownerId: owner, idempotencyKey: key } } });
-    if (task && (task.courseId !== courseId || task.kind !== 'GENERATE_EXAM'))
+  const checkExisting = (task: { courseId: string; kind: string }) => {
+    if (task.courseId !== courseId || task.kind !== 'GENERATE_EXAM')
       throw appError(ErrorCode.CONFLICT, 'This idempotencyKey was already used for another task');
-    return task;
   };
-  const seen = await existing();
+  const seen = await taskByIdempotencyKey(ctx.prisma, owner, key, checkExisting);
   if (seen) return taskRef(seen.id);
 
   const ready = await ctx.prisma.document.findMany({
@@ -115,51 +113,34 @@ export async function generateExam(ctx: ExamContext, input: GenerateExamInput) {
   if (!Number.isInteger(seed)) throw badInput('seed must be an integer', 'seed');
   const taskId = randomUUID();
   const examId = randomUUID();
-  const payload = { taskId, examId, courseId };
-  try {
-    await ctx.prisma.$transaction([
-      ctx.prisma.task.create({
-        data: {
-          id: taskId,
-          kind: 'GENERATE_EXAM',
-          ownerId: owner,
-          courseId,
-          idempotencyKey: key,
-          payload,
-          message: 'Waiting for a worker',
-        },
-      }),
-      ctx.prisma.exam.create({
-        data: {
-          id: examId,
-          courseId,
-          title,
-          createdBy: owner,
-          status: 'GENERATING',
-          taskId,
-          documentIds,
-          questionCount: input.questionCount,
-          types,
-          difficulty,
-          seed,
-        },
-      }),
-    ]);
-  } catch (err) {
-    // Two requests with the same key at once: the loser returns the winner's task.
-    if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
-      const winner = await existing();
-      if (winner) return taskRef(winner.id);
-    }
-    throw err;
-  }
-  try {
-    await ctx.deps.queues.enqueue('GENERATE_EXAM', payload);
-  } catch (err) {
-    ctx.log.error({ err, taskId }, 'enqueue failed; the reconciler will enqueue the task');
-  }
-  const task = await ctx.prisma.task.findUnique({ where: { id: taskId } });
-  await ctx.deps.tasks.announce(task).catch((err: unknown) => ctx.log.warn({ err, taskId }, 'task event not published'));
+  const { task, created } = await startTask(
+    { prisma: ctx.prisma, queues: ctx.deps.queues, tasks: ctx.deps.tasks, log: ctx.log },
+    {
+      kind: 'GENERATE_EXAM',
+      ownerId: owner,
+      courseId,
+      payload: { taskId, examId, courseId },
+      idempotencyKey: key,
+      checkExisting,
+      after: (tx) =>
+        tx.exam.create({
+          data: {
+            id: examId,
+            courseId,
+            title,
+            createdBy: owner,
+            status: 'GENERATING',
+            taskId,
+            documentIds,
+            questionCount: input.questionCount,
+            types,
+            difficulty,
+            seed,
+          },
+        }),
+    },
+  );
+  if (!created) return taskRef(task.id);
   ctx.log.info({ taskId, examId, courseId, questionCount: input.questionCount, types, difficulty, seed }, 'exam generation accepted');
   return taskRef(taskId);
 }

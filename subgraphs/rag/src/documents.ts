@@ -4,12 +4,12 @@ import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { assertUuid, requireCourseMember, requireCourseTeacher, type AccessContext } from '@lib/access.js';
 import type { BlobStore } from '@lib/blob/store.js';
-import { Prisma, type Document, type PrismaClient } from '@lib/db/client.js';
+import type { Document, PrismaClient } from '@lib/db/client.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
 import type { Logger } from '@lib/logger.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
-import type { TaskStore } from '@lib/tasks/store.js';
+import { startTask, taskByIdempotencyKey, type TaskStore } from '@lib/tasks/store.js';
 import {
   consumeUpload,
   createDailyUploadQuota,
@@ -98,8 +98,8 @@ function checkCourseStorage(limitBytes: number, usedBytes: number, bytes: number
 
 /**
  * Records the document and its task in one transaction, then enqueues the job
- * (job id = task id). If Redis fails after the commit, the worker's reconciler
- * enqueues the task later: a task never stays without its job.
+ * (startTask: job id = task id, the reconciler enqueues it if Redis failed in
+ * between). The same idempotencyKey returns the first task.
  */
 export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
   const courseId = assertUuid(input.courseId, 'courseId');
@@ -114,13 +114,10 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
   await requireCourseTeacher(ctx, courseId);
   const owner = ctx.identity.userId;
 
-  const existing = async () => {
-    if (key === null) return null;
-    const task = await ctx.prisma.task.findUnique({ where: { ownerId_idempotencyKey: { ownerId: owner, idempotencyKey: key } } });
-    if (task && task.courseId !== courseId) throw appError(ErrorCode.CONFLICT, 'This idempotencyKey was already used for another course');
-    return task;
+  const checkExisting = (task: { courseId: string }) => {
+    if (task.courseId !== courseId) throw appError(ErrorCode.CONFLICT, 'This idempotencyKey was already used for another course');
   };
-  const seen = await existing();
+  const seen = await taskByIdempotencyKey(ctx.prisma, owner, key, checkExisting);
   if (seen) return taskRef(seen.id);
   const quotas = ctx.docs.quotas ?? { dailyUploadBytesPerUser: 0, courseStorageBytes: 0 };
 
@@ -138,7 +135,8 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
         'uploadId',
       );
     // Refused before the upload is consumed: it can still go to another course.
-    checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), meta.size);
+    if (quotas.courseStorageBytes > 0)
+      checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), meta.size);
     const consumed = await consumeUpload(ctx.docs.redis, uploadId, owner);
     if (!consumed) throw badInput('This upload was already used for another document', 'uploadId');
     consumedUpload = consumed;
@@ -157,7 +155,9 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
     const format = input.format ?? 'MARKDOWN';
     if (format === 'PDF') throw badInput('Pasted text cannot be a PDF; upload the file instead', 'format');
     const bytes = Buffer.from(text, 'utf8');
-    checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), bytes.length);
+    // The sum over the course's documents is only read when there is a limit (a query less per short text).
+    if (quotas.courseStorageBytes > 0)
+      checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), bytes.length);
     // Pasted text counts against the day's upload quota, as a file sent to POST /uploads does.
     const reservation = await dailyQuota.reserve(owner, bytes.length);
     if (!reservation.ok) {
@@ -176,46 +176,32 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
 
   const taskId = randomUUID();
   const documentId = randomUUID();
-  const payload = { taskId, documentId, courseId };
-  try {
-    await ctx.prisma.$transaction(async (tx) => {
-      if (quotas.courseStorageBytes > 0) {
-        // One ingestion of the course at a time past this point, so two cannot both take the last room.
-        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`course-storage:${courseId}`}, 0))`;
-        checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(tx, courseId), source.sizeBytes);
-      }
-      await tx.task.create({
-        data: {
-          id: taskId,
-          kind: 'INGEST_DOCUMENT',
-          ownerId: owner,
-          courseId,
-          idempotencyKey: key,
-          payload,
-          message: 'Waiting for a worker',
-        },
-      });
-      await tx.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } });
-    });
-  } catch (err) {
-    // Give the upload back, so the teacher can try again with the same id; drop a pasted text's file and its bytes.
-    if (consumedUpload) await saveUpload(ctx.docs.redis, consumedUpload).catch(() => {});
-    else await ctx.docs.blobs.delete(source.blobKey).catch(() => {});
-    if (countedText) await dailyQuota.release(owner, countedText.bytes, countedText.day).catch(() => {});
-    // Two requests with the same key at once: the loser returns the winner's task.
-    if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
-      const winner = await existing();
-      if (winner) return taskRef(winner.id);
-    }
-    throw err;
-  }
-  try {
-    await ctx.docs.queues.enqueue('INGEST_DOCUMENT', payload);
-  } catch (err) {
-    ctx.log.error({ err, taskId }, 'enqueue failed; the reconciler will enqueue the task');
-  }
-  const task = await ctx.prisma.task.findUnique({ where: { id: taskId } });
-  await ctx.docs.tasks.announce(task).catch((err: unknown) => ctx.log.warn({ err, taskId }, 'task event not published'));
+  const { task, created } = await startTask(
+    { prisma: ctx.prisma, queues: ctx.docs.queues, tasks: ctx.docs.tasks, log: ctx.log },
+    {
+      kind: 'INGEST_DOCUMENT',
+      ownerId: owner,
+      courseId,
+      payload: { taskId, documentId, courseId },
+      idempotencyKey: key,
+      checkExisting,
+      before: async (tx) => {
+        if (quotas.courseStorageBytes > 0) {
+          // One ingestion of the course at a time past this point, so two cannot both take the last room.
+          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`course-storage:${courseId}`}, 0))`;
+          checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(tx, courseId), source.sizeBytes);
+        }
+      },
+      after: (tx) => tx.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } }),
+      // Give the upload back, so the teacher can try again with the same id; drop a pasted text's file and its bytes.
+      onRollback: async () => {
+        if (consumedUpload) await saveUpload(ctx.docs.redis, consumedUpload).catch(() => {});
+        else await ctx.docs.blobs.delete(source.blobKey).catch(() => {});
+        if (countedText) await dailyQuota.release(owner, countedText.bytes, countedText.day).catch(() => {});
+      },
+    },
+  );
+  if (!created) return taskRef(task.id);
   ctx.log.info({ taskId, documentId, courseId, format: source.format, sizeBytes: source.sizeBytes }, 'ingestion accepted');
   return taskRef(taskId);
 }

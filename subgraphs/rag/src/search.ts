@@ -6,6 +6,7 @@ import type { Chunk } from '@lib/db/client.js';
 import { badInput, notFound } from '@lib/errors.js';
 import { tokenize } from '@lib/search/lexical.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
+import { startTask } from '@lib/tasks/store.js';
 import type { DocumentContext } from './documents.js';
 
 export const MAX_QUERY_CHARS = 1000;
@@ -158,35 +159,23 @@ export async function reindexCourse(ctx: SearchContext, rawCourseId: string) {
   if (!(await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) throw notFound('Course');
   await requireCourseTeacher(ctx, courseId);
   const taskId = randomUUID();
-  const { task, running } = await ctx.prisma.$transaction(async (tx) => {
-    // Two requests at once: the second waits here, then finds the first one's task.
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`reindex:${courseId}`}, 0))`;
-    const running = await tx.task.findFirst({
-      where: { courseId, kind: 'REINDEX_COURSE', status: { in: ['ACCEPTED', 'RUNNING'] } },
-      orderBy: { createdAt: 'desc' },
-    });
-    if (running) return { task: running, running: true };
-    const task = await tx.task.create({
-      data: {
-        id: taskId,
-        kind: 'REINDEX_COURSE',
-        ownerId: ctx.identity.userId,
-        courseId,
-        payload: { taskId, courseId },
-        message: 'Waiting for a worker',
+  const { task, created } = await startTask(
+    { prisma: ctx.prisma, queues: ctx.docs.queues, tasks: ctx.docs.tasks, log: ctx.log },
+    {
+      kind: 'REINDEX_COURSE',
+      ownerId: ctx.identity.userId,
+      courseId,
+      payload: { taskId, courseId },
+      before: async (tx) => {
+        // Two requests at once: the second waits here, then finds the first one's task.
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`reindex:${courseId}`}, 0))`;
+        return tx.task.findFirst({
+          where: { courseId, kind: 'REINDEX_COURSE', status: { in: ['ACCEPTED', 'RUNNING'] } },
+          orderBy: { createdAt: 'desc' },
+        });
       },
-    });
-    return { task, running: false };
-  });
-  if (running) {
-    ctx.log.info({ taskId: task.id, courseId }, 're-index already under way; returning its task');
-    return { __typename: 'Task', id: task.id };
-  }
-  try {
-    await ctx.docs.queues.enqueue('REINDEX_COURSE', { taskId, courseId });
-  } catch (err) {
-    ctx.log.error({ err, taskId }, 'enqueue failed; the reconciler will enqueue the task');
-  }
-  await ctx.docs.tasks.announce(task).catch(() => {});
-  return { __typename: 'Task', id: taskId };
+    },
+  );
+  if (!created) ctx.log.info({ taskId: task.id, courseId }, 're-index already under way; returning its task');
+  return { __typename: 'Task', id: task.id };
 }

@@ -1,11 +1,10 @@
 import { UnrecoverableError } from 'bullmq';
-import type { PrismaClient } from '@lib/db/client.js';
+import type { Exam, PrismaClient } from '@lib/db/client.js';
 import type { ExamQuestionDraft } from '@lib/exam/index.js';
 import type { ChatModel } from '@lib/model/chat.js';
-import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import { runTask, type TaskRun } from '@lib/tasks/run.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import type { Handler } from '../handlers.js';
-import { CANCELLED } from '../ingest/handler.js';
 import type { ExamCache } from './cache.js';
 import { generateWithModel } from './model.js';
 import { GenerationTimeout, runOffline } from './offline.js';
@@ -64,121 +63,115 @@ type Outcome = GenerationSummary & {
  */
 export function createExamHandler({ prisma, tasks, model, cache, config }: ExamGenerationDeps): Handler<'GENERATE_EXAM'> {
   const engine = model && config.engine === 'auto' ? 'MODEL' : 'OFFLINE';
-  return async ({ taskId, examId }, { job, log, signal }) => {
-    const settleIfCancelled = async () => {
-      if ((await tasks.get(taskId))?.status === 'CANCELLED')
-        await prisma.$transaction((tx) => onTaskAbandoned.GENERATE_EXAM(tx, { id: taskId }, 'CANCELLED', 'Generation was cancelled.'));
-    };
-    const task = await tasks.start(taskId, job.attemptsStarted);
-    if (!task) {
-      await settleIfCancelled();
-      log.info({ taskId }, 'task already finished or cancelled, nothing to do');
-      return 'skipped';
-    }
-    const exam = await prisma.exam.findUnique({ where: { id: examId } });
-    if (!exam || exam.taskId !== taskId) {
-      await tasks.fail(taskId, 'NOT_FOUND', 'The exam was deleted before it could be written.');
-      throw new UnrecoverableError('exam not found');
-    }
+  return ({ taskId, examId }, ctx) => {
+    const { log, signal } = ctx;
+    return runTask(
+      { prisma, tasks },
+      {
+        kind: 'GENERATE_EXAM',
+        taskId,
+        load: async () => {
+          const exam = await prisma.exam.findUnique({ where: { id: examId } });
+          return exam && exam.taskId === taskId ? exam : null;
+        },
+        notFound: { message: 'The exam was deleted before it could be written.', error: 'exam not found' },
+        cancelled: { message: 'Generation was cancelled.', log: 'exam generation stopped' },
+        progressIntervalMs: config.progressIntervalMs,
+        onError: async (err, { abandon, settleIfCancelled }) => {
+          if (!(err instanceof GenerationFailure)) return;
+          // A cancel that got in first wins: the exam then says CANCELLED, not this failure.
+          if (await tasks.fail(taskId, err.code, err.message)) await abandon(err.code, err.message);
+          else await settleIfCancelled();
+          log.info({ taskId, examId, code: err.code, message: err.message }, 'exam generation failed');
+          throw new UnrecoverableError(err.code);
+        },
+      },
+      ctx,
+      (exam, run) => generate(exam, run),
+    );
 
-    // Progress: writes are throttled and serialised so they never overtake each other.
-    let lastWrite = 0;
-    let writing: Promise<unknown> = Promise.resolve();
-    const report = (progress: number, message: string, force = false) => {
-      const now = Date.now();
-      if (!force && now - lastWrite < config.progressIntervalMs) return writing;
-      lastWrite = now;
-      writing = writing.then(() => tasks.progress(taskId, progress, message)).catch((err) => log.warn({ err }, 'progress write failed'));
-      return writing;
-    };
-    const writingQuestion = (made: number, target: number) =>
-      made < target
-        ? report(0.1 + 0.85 * (made / target), `Writing question ${made + 1} of ${target}`, made === 0)
-        : report(0.95, `Checking ${target} questions`, true);
+    async function generate(exam: Exam, { report, flush, complete, settleIfCancelled }: TaskRun): Promise<string> {
+      const writingQuestion = (made: number, target: number) =>
+        made < target
+          ? report(0.1 + 0.85 * (made / target), `Writing question ${made + 1} of ${target}`, made === 0)
+          : report(0.95, `Checking ${target} questions`, true);
 
-    const started = Date.now();
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new GenerationTimeout(config.timeoutMs)), config.timeoutMs);
-    const both = AbortSignal.any([signal, deadline.signal]);
-    try {
-      await report(0.02, 'Reading the material', true);
-      const { passages, total } = await loadPassages(prisma, exam, config.maxPassages);
-      if (!passages.length) throw new GenerationFailure('NOT_ENOUGH_MATERIAL', 'The selected documents have no ready passages.');
-      await report(0.05, `Reading ${passages.length} passages${total > passages.length ? ` spread over ${total}` : ''}`, true);
-      const options = { questionCount: exam.questionCount, types: exam.types, difficulty: exam.difficulty, seed: exam.seed };
+      const started = Date.now();
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(new GenerationTimeout(config.timeoutMs)), config.timeoutMs);
+      const both = AbortSignal.any([signal, deadline.signal]);
+      try {
+        await report(0.02, 'Reading the material', true);
+        const { passages, total } = await loadPassages(prisma, exam, config.maxPassages);
+        if (!passages.length) throw new GenerationFailure('NOT_ENOUGH_MATERIAL', 'The selected documents have no ready passages.');
+        await report(0.05, `Reading ${passages.length} passages${total > passages.length ? ` spread over ${total}` : ''}`, true);
+        const options = { questionCount: exam.questionCount, types: exam.types, difficulty: exam.difficulty, seed: exam.seed };
 
-      let outcome: Outcome;
-      if (engine === 'OFFLINE') {
-        void writingQuestion(0, exam.questionCount);
-        const { result } = await runOffline(
-          { passages, ...options },
-          { onProgress: writingQuestion, signal: both, timeoutMs: config.timeoutMs },
-        );
-        const rejected = result.rejected as Record<string, number>;
-        outcome = {
-          engine,
-          requested: exam.questionCount,
-          made: result.questions.length,
-          rejected,
-          questions: result.questions,
-          generation: { passages: passages.length, totalPassages: total, sentences: result.sentences, candidates: result.candidates },
-        };
-        if (!result.questions.length) {
-          const f = failure({ ...outcome, passages: passages.length, usableSentences: result.sentences.usable });
-          throw new GenerationFailure(f.code, f.message);
-        }
-      } else {
-        const course = await prisma.course.findUnique({ where: { id: exam.courseId }, select: { searchVersion: true } });
-        const result = await generateWithModel(
-          { passages, ...options, courseId: exam.courseId, searchVersion: course?.searchVersion ?? 0 },
-          {
-            model: model!,
-            cache,
-            batch: config.modelBatch,
-            passagesPerCall: config.modelPassages,
-            extraCalls: config.modelExtraCalls,
-            signal: both,
-            onProgress: writingQuestion,
-            log,
-          },
-        );
-        outcome = {
-          engine,
-          requested: exam.questionCount,
-          made: result.questions.length,
-          rejected: result.rejected,
-          stopped: result.stopped,
-          calls: result.calls,
-          questions: result.questions,
-          model: model!.model,
-          usage: result.usage,
-          generation: {
-            passages: passages.length,
-            totalPassages: total,
-            candidates: result.candidates,
-            calls: result.calls,
-            repairs: result.repairs,
-            cachedCalls: result.cachedCalls,
-          },
-        };
-        if (!result.questions.length) {
-          const f = failure({ ...outcome, passages: passages.length });
-          throw new GenerationFailure(f.code, f.message);
-        }
-      }
-      await writing;
-      const message = completionMessage(outcome);
-      both.throwIfAborted();
-
-      let cancelledMeanwhile = false;
-      const completed = await prisma.$transaction(
-        async (tx) => {
-          // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
-          const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
-          if (row?.status !== 'RUNNING') {
-            cancelledMeanwhile = row?.status === 'CANCELLED';
-            return null;
+        let outcome: Outcome;
+        if (engine === 'OFFLINE') {
+          void writingQuestion(0, exam.questionCount);
+          const { result } = await runOffline(
+            { passages, ...options },
+            { onProgress: writingQuestion, signal: both, timeoutMs: config.timeoutMs },
+          );
+          const rejected = result.rejected as Record<string, number>;
+          outcome = {
+            engine,
+            requested: exam.questionCount,
+            made: result.questions.length,
+            rejected,
+            questions: result.questions,
+            generation: { passages: passages.length, totalPassages: total, sentences: result.sentences, candidates: result.candidates },
+          };
+          if (!result.questions.length) {
+            const f = failure({ ...outcome, passages: passages.length, usableSentences: result.sentences.usable });
+            throw new GenerationFailure(f.code, f.message);
           }
+        } else {
+          const course = await prisma.course.findUnique({ where: { id: exam.courseId }, select: { searchVersion: true } });
+          const result = await generateWithModel(
+            { passages, ...options, courseId: exam.courseId, searchVersion: course?.searchVersion ?? 0 },
+            {
+              model: model!,
+              cache,
+              batch: config.modelBatch,
+              passagesPerCall: config.modelPassages,
+              extraCalls: config.modelExtraCalls,
+              signal: both,
+              onProgress: writingQuestion,
+              log,
+            },
+          );
+          outcome = {
+            engine,
+            requested: exam.questionCount,
+            made: result.questions.length,
+            rejected: result.rejected,
+            stopped: result.stopped,
+            calls: result.calls,
+            questions: result.questions,
+            model: model!.model,
+            usage: result.usage,
+            generation: {
+              passages: passages.length,
+              totalPassages: total,
+              candidates: result.candidates,
+              calls: result.calls,
+              repairs: result.repairs,
+              cachedCalls: result.cachedCalls,
+            },
+          };
+          if (!result.questions.length) {
+            const f = failure({ ...outcome, passages: passages.length });
+            throw new GenerationFailure(f.code, f.message);
+          }
+        }
+        await flush();
+        const message = completionMessage(outcome);
+        both.throwIfAborted();
+
+        // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
+        const completed = await complete(async (tx) => {
           const { count } = await tx.exam.updateMany({
             where: { id: examId, taskId },
             data: {
@@ -203,51 +196,34 @@ export function createExamHandler({ prisma, tasks, model, cache, config }: ExamG
           await tx.examQuestion.deleteMany({ where: { examId } });
           await tx.examQuestion.createMany({ data: outcome.questions.map((q, position) => ({ examId, position, ...draftColumns(q) })) });
           return tasks.completeIn(tx, taskId, message);
-        },
-        { timeout: 60_000, maxWait: 10_000 },
-      );
-      if (!completed) {
-        if (cancelledMeanwhile) await settleIfCancelled();
-        log.info({ taskId, cancelledMeanwhile }, 'exam not saved: the task was cancelled or finished by another run');
-        return cancelledMeanwhile ? 'cancelled' : 'skipped';
+        }, 60_000);
+        if (typeof completed === 'string') {
+          const cancelledMeanwhile = completed === 'cancelled';
+          if (cancelledMeanwhile) await settleIfCancelled();
+          log.info({ taskId, cancelledMeanwhile }, 'exam not saved: the task was cancelled or finished by another run');
+          return cancelledMeanwhile ? 'cancelled' : 'skipped';
+        }
+        log.info(
+          {
+            taskId,
+            examId,
+            engine: outcome.engine,
+            requested: outcome.requested,
+            made: outcome.made,
+            rejected: outcome.rejected,
+            ms: Date.now() - started,
+          },
+          'exam generated',
+        );
+        return 'completed';
+      } catch (err) {
+        // A cancellation goes on as it is (runTask settles it); a timeout fails the task.
+        if (!(err instanceof GenerationFailure) && (err instanceof GenerationTimeout || (deadline.signal.aborted && !signal.aborted)))
+          throw new GenerationFailure('TIMEOUT', `The generation took longer than ${Math.round(config.timeoutMs / 1000)} s.`);
+        throw err;
+      } finally {
+        clearTimeout(timer);
       }
-      await tasks.announce(completed);
-      log.info(
-        {
-          taskId,
-          examId,
-          engine: outcome.engine,
-          requested: outcome.requested,
-          made: outcome.made,
-          rejected: outcome.rejected,
-          ms: Date.now() - started,
-        },
-        'exam generated',
-      );
-      return 'completed';
-    } catch (err) {
-      if (signal.aborted && signal.reason === CANCELLED) {
-        await prisma.$transaction((tx) => onTaskAbandoned.GENERATE_EXAM(tx, { id: taskId }, 'CANCELLED', 'Generation was cancelled.'));
-        log.info({ taskId }, 'exam generation stopped');
-        return 'cancelled';
-      }
-      const failed =
-        err instanceof GenerationFailure
-          ? err
-          : err instanceof GenerationTimeout || (deadline.signal.aborted && !signal.aborted)
-            ? new GenerationFailure('TIMEOUT', `The generation took longer than ${Math.round(config.timeoutMs / 1000)} s.`)
-            : null;
-      if (failed) {
-        // A cancel that got in first wins: the exam then says CANCELLED, not this failure.
-        if (await tasks.fail(taskId, failed.code, failed.message))
-          await prisma.$transaction((tx) => onTaskAbandoned.GENERATE_EXAM(tx, { id: taskId }, failed.code, failed.message));
-        else await settleIfCancelled();
-        log.info({ taskId, examId, code: failed.code, message: failed.message }, 'exam generation failed');
-        throw new UnrecoverableError(failed.code);
-      }
-      throw err; // transient: BullMQ retries with backoff; the runner fails the task after the last attempt
-    } finally {
-      clearTimeout(timer);
     }
   };
 }

@@ -29,7 +29,7 @@
  * Pages. `pageStart`/`pageEnd` are the pages holding the chunk's first and last character;
  * empty pages produce nothing but keep their numbers.
  */
-import type { Chunk, ParsedDocument } from './types.js';
+import type { Chunk, ParsedDocument, ParsedPage } from './types.js';
 
 export interface ChunkOptions {
   targetChars: number;
@@ -262,17 +262,70 @@ function pack(section: Section, target: number, overlap: number): Draft[] {
  */
 export function chunkDocument(doc: ParsedDocument, opts: Partial<ChunkOptions> = {}): Chunk[] {
   if (doc.format !== 'PDF' || doc.pages.length <= 1) return chunkText(doc, opts);
-  const out: Chunk[] = [];
+  const next = pageByPage(doc.format, opts);
+  return sortedPages(doc).flatMap(next);
+}
+
+/** A PDF's pages chunked one at a time, in page order: offsets, positions and the heading carried on. */
+function pageByPage(format: ParsedDocument['format'], opts: Partial<ChunkOptions>): (page: ParsedPage) => Chunk[] {
+  let position = 0;
   let offset = 0;
   let heading: string | null = null;
-  for (const page of sortedPages(doc)) {
-    for (const c of chunkText({ ...doc, pages: [{ page: page.page, text: page.text }] }, opts)) {
+  return (page) => {
+    const out: Chunk[] = [];
+    for (const c of chunkText({ format, pages: [{ page: page.page, text: page.text }] }, opts)) {
       heading = c.heading ?? heading;
-      out.push({ ...c, position: out.length, charStart: c.charStart + offset, charEnd: c.charEnd + offset, heading: c.heading ?? heading });
+      out.push({ ...c, position: position++, charStart: c.charStart + offset, charEnd: c.charEnd + offset, heading: c.heading ?? heading });
     }
     offset += page.text.length + 2;
-  }
-  return out;
+    return out;
+  };
+}
+
+export interface PageChunker {
+  /**
+   * A page as it arrives (in any order; each once). Returns the chunks it completes: a PDF's
+   * chunks of every page up to the first one still missing, positions counting on. Other formats
+   * are chunked as a whole by `finish`.
+   */
+  add(page: ParsedPage): Chunk[];
+  /** The rest of the document's chunks, once it is parsed: pages `add` never saw, or the whole text. */
+  finish(doc: ParsedDocument): Chunk[];
+}
+
+/**
+ * Chunks a document while it is parsed, page by page, with exactly the chunks `chunkDocument`
+ * gives for the whole document (same texts, pages, offsets, headings, positions): a PDF's pages
+ * are chunked on their own anyway.
+ */
+export function createPageChunker(format: ParsedDocument['format'], opts: Partial<ChunkOptions> = {}): PageChunker {
+  const waiting = new Map<number, ParsedPage>();
+  const chunkPage = pageByPage(format, opts);
+  let nextPage = 1;
+  let added = 0;
+  const release = (): Chunk[] => {
+    const out: Chunk[] = [];
+    for (let page = waiting.get(nextPage); page; page = waiting.get(nextPage)) {
+      waiting.delete(nextPage++);
+      out.push(...chunkPage(page));
+    }
+    return out;
+  };
+  return {
+    add(page) {
+      if (format !== 'PDF') return [];
+      added++;
+      waiting.set(page.page, page);
+      return release();
+    },
+    finish(doc) {
+      if (format !== 'PDF' || (doc.pages.length <= 1 && added === 0)) return chunkText(doc, opts);
+      // The pages not chunked yet (the document has them all), in page order.
+      return sortedPages(doc)
+        .filter((page) => page.page >= nextPage)
+        .flatMap(chunkPage);
+    },
+  };
 }
 
 function chunkText(doc: ParsedDocument, opts: Partial<ChunkOptions>): Chunk[] {

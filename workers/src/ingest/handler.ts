@@ -1,20 +1,19 @@
 import { UnrecoverableError } from 'bullmq';
 import type { BlobStore } from '@lib/blob/store.js';
-import type { PrismaClient } from '@lib/db/client.js';
-import { onTaskAbandoned } from '@lib/tasks/kinds.js';
+import type { Prisma, PrismaClient } from '@lib/db/client.js';
+import { runTask } from '@lib/tasks/run.js';
 import type { TaskStore } from '@lib/tasks/store.js';
+import type { EmbeddedStore } from '@lib/search/embedded.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
+import type { ChunkPoint } from '@lib/search/types.js';
 import { readOcr } from '../environment.js';
 import type { Handler } from '../handlers.js';
 import type { JobMetrics } from '../metrics.js';
-import { chunkDocument } from './chunk.js';
+import { createPageChunker } from './chunk.js';
 import type { OcrOptions } from './ocr.js';
 import { completionMessage } from './messages.js';
-import { parseDocument } from './parse.js';
-import { IngestError } from './types.js';
-
-/** The abort reason the runner gives when a task is cancelled (other reasons hand the job back). */
-export const CANCELLED = 'CANCELLED';
+import { parseDocument, type ParseResult } from './parse.js';
+import { IngestError, type Chunk } from './types.js';
 
 export interface IngestConfig {
   maxPages: number;
@@ -40,187 +39,246 @@ export interface IngestDeps {
   retrieval: Retrieval;
 }
 
+/** Chunks written to the embedded store per statement while a document is read. */
+const WRITE_BATCH = 200;
+
+const chunkText = (documentId: string) => (c: Chunk) => ({ id: `${documentId}:${c.position}`, position: c.position, text: c.text });
+
+/** Chunk rows in one statement (arrays, unnest): a parameter per column, not per value. */
+async function insertChunks(tx: Prisma.TransactionClient, courseId: string, documentId: string, chunks: Chunk[], points: ChunkPoint[]) {
+  if (!chunks.length) return;
+  await tx.$executeRaw`
+    INSERT INTO "Chunk" (id, "documentId", "courseId", position, text, heading, "pageStart", "pageEnd", "charStart", "charEnd", "tokenCount")
+    SELECT id, ${documentId}::uuid, ${courseId}::uuid, position, text, heading, ps, pe, cs, ce, tc
+    FROM unnest(${chunks.map((c) => `${documentId}:${c.position}`)}::text[], ${chunks.map((c) => c.position)}::int[],
+                ${chunks.map((c) => c.text)}::text[], ${chunks.map((c) => c.heading)}::text[],
+                ${chunks.map((c) => c.pageStart)}::int[], ${chunks.map((c) => c.pageEnd)}::int[],
+                ${chunks.map((c) => c.charStart)}::int[], ${chunks.map((c) => c.charEnd)}::int[],
+                ${points.map((p) => p.terms.length)}::int[]) AS x(id, position, text, heading, ps, pe, cs, ce, tc)`;
+}
+
 /**
  * Parses a document in a sandboxed child process, chunks it, and replaces the
- * document's chunks in one transaction with the task's completion. Safe to run
- * twice (after a crash): the second run replaces what the first wrote, and a
- * cancelled task is never completed.
+ * document's chunks in one transaction with the task's completion. With the
+ * embedded store (and no OCR) that transaction is open while the document is
+ * read: each page is chunked as it arrives and the chunks are written in
+ * batches, so parsing, indexing and inserting overlap; nothing is visible before
+ * the commit, and the task row is locked only at the end (a cancel is never held
+ * up). Safe to run twice (after a crash): the second run replaces what the first
+ * wrote, and a cancelled task is never completed.
  */
 export function createIngestHandler({ prisma, tasks, blobs, metrics, config, retrieval }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
   const ocrOptions = (): OcrOptions | null => (config.ocr !== undefined ? config.ocr : readOcr().options);
-  return async ({ taskId, documentId }, { job, log, signal }) => {
-    const settleIfCancelled = async () => {
-      if ((await tasks.get(taskId))?.status === 'CANCELLED') {
-        await prisma.$transaction((tx) => onTaskAbandoned.INGEST_DOCUMENT(tx, { id: taskId }, 'CANCELLED', 'Ingestion was cancelled.'));
-      }
-    };
-    const task = await tasks.start(taskId, job.attemptsStarted);
-    if (!task) {
-      await settleIfCancelled();
-      log.info({ taskId }, 'task already finished or cancelled, nothing to do');
-      return 'skipped';
-    }
-    const document = await prisma.document.findUnique({ where: { id: documentId } });
-    if (!document || document.taskId !== taskId) {
-      await tasks.fail(taskId, 'NOT_FOUND', 'The document was deleted before it could be read.');
-      throw new UnrecoverableError('document not found');
-    }
-
-    // Progress: writes are throttled and serialised so they never overtake each other.
-    let lastWrite = 0;
-    let writing: Promise<unknown> = Promise.resolve();
-    const report = (progress: number, message: string, force = false) => {
-      const now = Date.now();
-      if (!force && now - lastWrite < config.progressIntervalMs) return writing;
-      lastWrite = now;
-      writing = writing.then(() => tasks.progress(taskId, progress, message)).catch((err) => log.warn({ err }, 'progress write failed'));
-      return writing;
-    };
-
-    try {
-      await report(0.02, 'Reading the document', true);
-      const path = await blobs.localPath(document.blobKey);
-      const parseStarted = Date.now();
-      let received = 0;
-      const reading = (pages: number) => 0.05 + 0.8 * (received / pages);
-      const parsed = await parseDocument({
-        path,
-        format: document.format,
-        maxPages: config.maxPages,
-        maxChars: config.maxChars,
-        timeoutMs: config.parseTimeoutMs,
-        memoryLimitMb: config.parseMemoryMb,
-        // A PDF whose fonts do not map to letters yields garbage, not text: refuse it rather than index it.
-        maxUnreadableShare: 0.5,
-        signal,
-        ocr: document.format === 'PDF' ? ocrOptions() : null,
-        onPage: (page, pages, info) => {
-          received = info.received;
-          void report(reading(pages), `Reading page ${page} of ${pages}${info.ocr ? ' (OCR)' : ''}`);
+  return (payload, ctx) => {
+    const { taskId, documentId } = payload;
+    const { log, signal } = ctx;
+    let courseId = payload.courseId;
+    return runTask(
+      { prisma, tasks },
+      {
+        kind: 'INGEST_DOCUMENT',
+        taskId,
+        load: async () => {
+          const document = await prisma.document.findUnique({ where: { id: documentId } });
+          if (!document || document.taskId !== taskId) return null;
+          courseId = document.courseId;
+          return document;
         },
-        onOcrPage: (page, pages) => void report(reading(pages), `Reading page ${page} of ${pages} (OCR)`),
-      });
-      metrics.parserPeakRss.observe(parsed.peakRssMb);
-      const parseMs = Date.now() - parseStarted;
-      const saveStarted = Date.now();
-      await writing;
-      await report(0.88, 'Splitting into passages', true);
-      const chunks = chunkDocument(parsed, { targetChars: config.chunkTargetChars, overlapChars: config.chunkOverlapChars });
-      if (chunks.length === 0) throw new IngestError('NO_TEXT', 'No readable text was found in this document.');
-      await report(0.9, `Indexing ${chunks.length} passages`, true);
-      const points = await retrieval.pointsFor(
-        document.courseId,
-        documentId,
-        chunks.map((c) => ({ id: `${documentId}:${c.position}`, position: c.position, text: c.text })),
-        (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
-      );
-      signal.throwIfAborted();
-      // Qdrant is written first; if the task is then found cancelled, its points are removed again.
-      if (retrieval.store.kind !== 'embedded') await retrieval.write(null, document.courseId, documentId, points);
-      await report(0.96, `Saving ${chunks.length} passages`, true);
-      signal.throwIfAborted();
-
-      const pages = parsed.pages.length === 0 ? 1 : Math.max(...parsed.pages.map((p) => p.page));
-      let cancelledMeanwhile = false;
-      const completed = await prisma.$transaction(
-        async (tx) => {
-          // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
-          const [row] = await tx.$queryRaw<{ status: string }[]>`SELECT status FROM "Task" WHERE id = ${taskId}::uuid FOR UPDATE`;
-          if (row?.status !== 'RUNNING') {
-            cancelledMeanwhile = row?.status === 'CANCELLED';
-            return null;
-          }
-          await tx.chunk.deleteMany({ where: { documentId } });
-          await tx.chunk.createMany({
-            data: chunks.map((c, i) => ({
-              id: `${documentId}:${c.position}`,
-              documentId,
-              courseId: document.courseId,
-              position: c.position,
-              text: c.text,
-              heading: c.heading,
-              pageStart: c.pageStart,
-              pageEnd: c.pageEnd,
-              charStart: c.charStart,
-              charEnd: c.charEnd,
-              tokenCount: points[i]!.terms.length,
-            })),
-          });
-          if (retrieval.store.kind === 'embedded') await retrieval.write(tx, document.courseId, documentId, points);
-          // Cached search results for the course are now stale.
-          await tx.course.update({ where: { id: document.courseId }, data: { searchVersion: { increment: 1 } } });
-          await tx.document.update({
+        notFound: { message: 'The document was deleted before it could be read.', error: 'document not found' },
+        cancelled: { message: 'Ingestion was cancelled.', log: 'ingestion stopped' },
+        progressIntervalMs: config.progressIntervalMs,
+        // A short document's run writes no progress: its RUNNING and its end say enough.
+        progressAfterMs: config.progressIntervalMs,
+        // Qdrant may already hold this run's points: the chunks they point to were never saved.
+        onCancel: async () => {
+          if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(courseId, documentId);
+        },
+        onError: async (err) => {
+          if (!(err instanceof IngestError)) return;
+          await prisma.document.update({
             where: { id: documentId },
-            data: {
-              status: 'READY',
-              pages,
-              chunkCount: chunks.length,
-              errorCode: null,
-              errorMessage: null,
-              ocrPages: parsed.ocr.pages,
-              ocrConfidence: parsed.ocr.confidence,
-              ocrSkippedPages: parsed.ocr.skipped.map((s) => s.page),
-            },
+            data: { status: 'FAILED', errorCode: err.code, errorMessage: err.message },
           });
-          return tasks.completeIn(tx, taskId, completionMessage(chunks.length, pages, parsed.ocr));
+          await tasks.fail(taskId, err.code, err.message);
+          metrics.failures.inc({ job: 'INGEST_DOCUMENT', code: err.code });
+          log.info(
+            { taskId, code: err.code, cause: err.cause === undefined ? undefined : String(err.cause).slice(0, 2000) },
+            'document rejected',
+          );
+          throw new UnrecoverableError(err.code);
         },
-        { timeout: 120_000, maxWait: 10_000 },
-      );
-      if (!completed) {
-        // Another run of the same job (a stalled lock taken over) may have completed it: its points stay.
-        if (!cancelledMeanwhile) {
+      },
+      ctx,
+      async (document, { report, flush, complete, settleIfCancelled }) => {
+        void report(0.02, 'Reading the document', true);
+        const path = await blobs.localPath(document.blobKey);
+        const started = Date.now();
+        const ocr = document.format === 'PDF' ? ocrOptions() : null;
+        const embedded = retrieval.store.kind === 'embedded' ? (retrieval.store as EmbeddedStore) : null;
+        const chunker = createPageChunker(document.format, {
+          targetChars: config.chunkTargetChars,
+          overlapChars: config.chunkOverlapChars,
+        });
+        const chunks: Chunk[] = []; // all of them for Qdrant; the batch not yet written for the embedded store
+        let chunkCount = 0;
+        let pages = 1;
+        let parseMs = 0;
+        let parsed: ParseResult | undefined;
+
+        // The embedded store: chunks are written as pages arrive, in batches, in the transaction that
+        // completes the task (nothing is visible before it commits; a crash or a cancel rolls it all back).
+        let writer: Promise<void> = Promise.resolve();
+        const writeFailed = new AbortController();
+        const writeBatch = (tx: Prisma.TransactionClient | null, all = false) => {
+          if (!tx || !embedded || (!all && chunks.length < WRITE_BATCH) || chunks.length === 0) return;
+          const batch = chunks.splice(0, chunks.length);
+          writer = writer.then(async () => {
+            if (writeFailed.signal.aborted) return;
+            try {
+              const points = await retrieval.pointsFor(document.courseId, documentId, batch.map(chunkText(documentId)));
+              await insertChunks(tx, document.courseId, documentId, batch, points);
+              await embedded.appendIn(tx, document.courseId, documentId, points);
+            } catch (err) {
+              writeFailed.abort(err); // stops the parser: the transaction is lost anyway
+            }
+          });
+        };
+
+        /** Reads the document; with `tx`, writes its chunks meanwhile. */
+        const read = async (tx: Prisma.TransactionClient | null) => {
+          let received = 0;
+          const reading = (pages: number) => 0.05 + 0.85 * (received / pages);
+          const add = (more: Chunk[]) => {
+            chunks.push(...more);
+            chunkCount += more.length;
+            writeBatch(tx);
+          };
+          parsed = await parseDocument({
+            path,
+            format: document.format,
+            maxPages: config.maxPages,
+            maxChars: config.maxChars,
+            timeoutMs: config.parseTimeoutMs,
+            memoryLimitMb: config.parseMemoryMb,
+            // A PDF whose fonts do not map to letters yields garbage, not text: refuse it rather than index it.
+            maxUnreadableShare: 0.5,
+            signal: AbortSignal.any([signal, writeFailed.signal]),
+            ocr,
+            onPage: (page, pages, info) => {
+              received = info.received;
+              add(chunker.add({ page, text: info.text }));
+              void report(reading(pages), `Reading page ${page} of ${pages}${info.ocr ? ' (OCR)' : ''}`);
+            },
+            onOcrPage: (page, pages) => void report(reading(pages), `Reading page ${page} of ${pages} (OCR)`),
+          });
+          metrics.parserPeakRss.observe(parsed.peakRssMb);
+          parseMs = Date.now() - started;
+          pages = parsed.pages.length === 0 ? 1 : Math.max(...parsed.pages.map((p) => p.page));
+          add(chunker.finish(parsed));
+          if (chunkCount === 0) throw new IngestError('NO_TEXT', 'No readable text was found in this document.');
+          writeBatch(tx, true);
+          await writer;
+          if (writeFailed.signal.aborted) throw writeFailed.signal.reason;
+          signal.throwIfAborted();
+          await report(0.95, `Saving ${chunkCount} passages`, true);
+          await flush();
+        };
+
+        // Qdrant: its points are written before the transaction; if the task is then found cancelled, they are removed again.
+        let qdrantPoints: ChunkPoint[] = [];
+        // With OCR a parse can take minutes: no transaction is held open that long, the chunks are written after it.
+        const streaming = embedded !== null && !ocr;
+        if (!streaming) {
+          await read(null);
+          if (embedded) writeBatch(null);
+          else {
+            qdrantPoints = await retrieval.pointsFor(
+              document.courseId,
+              documentId,
+              chunks.map(chunkText(documentId)),
+              (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
+            );
+            signal.throwIfAborted();
+            await retrieval.write(null, document.courseId, documentId, qdrantPoints);
+          }
+        }
+
+        const completed = await complete(
+          async (tx) => {
+            if (!streaming) {
+              if (embedded) {
+                writeBatch(tx, true);
+                await writer;
+                if (writeFailed.signal.aborted) throw writeFailed.signal.reason;
+              } else {
+                await insertChunks(tx, document.courseId, documentId, chunks, qdrantPoints);
+              }
+            }
+            // Cached search results for the course are now stale.
+            await tx.$executeRaw`UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid`;
+            await tx.document.update({
+              where: { id: documentId },
+              data: {
+                status: 'READY',
+                pages,
+                chunkCount,
+                errorCode: null,
+                errorMessage: null,
+                ocrPages: parsed!.ocr.pages,
+                ocrConfidence: parsed!.ocr.confidence,
+                ocrSkippedPages: parsed!.ocr.skipped.map((s) => s.page),
+              },
+            });
+            return tasks.completeIn(tx, taskId, completionMessage(chunkCount, pages, parsed!.ocr));
+          },
+          // Streaming, the transaction is open while the document is read.
+          (streaming ? config.parseTimeoutMs : 0) + 120_000,
+          async (tx) => {
+            // A run before this one may have completed and been retried: its chunks go (their postings and vectors with them).
+            await tx.$executeRaw`DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
+            if (streaming) await read(tx);
+          },
+        ).catch(async (err: unknown) => {
+          // Two runs of one job (a stalled lock taken over): the later one's inserts wait for the
+          // first one's transaction, then collide with its chunks. The first one completed the task.
+          if ((await tasks.get(taskId).catch(() => null))?.status === 'COMPLETED') return 'finished' as const;
+          throw err;
+        });
+        if (completed === 'finished') {
+          // Another run of the same job (a stalled lock taken over) may have completed it: its points stay.
           log.info({ taskId }, 'task already finished by another run');
           return 'skipped';
         }
-        if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId);
-        await settleIfCancelled();
-        log.info({ taskId }, 'task was cancelled before its chunks were saved');
-        return 'cancelled';
-      }
-      await tasks.announce(completed);
-      log.info(
-        {
-          taskId,
-          documentId,
-          pages,
-          chunks: chunks.length,
-          parseMs,
-          saveMs: Date.now() - saveStarted,
-          peakRssMb: parsed.peakRssMb,
-          ...(parsed.ocr.pages.length || parsed.ocr.skipped.length || parsed.ocr.blank.length
-            ? {
-                ocrPages: parsed.ocr.pages.length,
-                ocrConfidence: parsed.ocr.confidence,
-                ocrSkipped: parsed.ocr.skipped,
-                ocrBlank: parsed.ocr.blank,
-              }
-            : {}),
-        },
-        'document ingested',
-      );
-      return 'completed';
-    } catch (err) {
-      if (signal.aborted && signal.reason === CANCELLED) {
-        // Qdrant may already hold this run's points: the chunks they point to were never saved.
-        if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId).catch(() => {});
-        await prisma.$transaction((tx) => onTaskAbandoned.INGEST_DOCUMENT(tx, { id: taskId }, 'CANCELLED', 'Ingestion was cancelled.'));
-        log.info({ taskId, reason: String(signal.reason) }, 'ingestion stopped');
-        return 'cancelled';
-      }
-      if (err instanceof IngestError) {
-        await prisma.document.update({
-          where: { id: documentId },
-          data: { status: 'FAILED', errorCode: err.code, errorMessage: err.message },
-        });
-        await tasks.fail(taskId, err.code, err.message);
-        metrics.failures.inc({ job: 'INGEST_DOCUMENT', code: err.code });
+        if (completed === 'cancelled') {
+          if (retrieval.store.kind !== 'embedded') await retrieval.store.deleteDocument(document.courseId, documentId);
+          await settleIfCancelled();
+          log.info({ taskId }, 'task was cancelled before its chunks were saved');
+          return 'cancelled';
+        }
         log.info(
-          { taskId, code: err.code, cause: err.cause === undefined ? undefined : String(err.cause).slice(0, 2000) },
-          'document rejected',
+          {
+            taskId,
+            documentId,
+            pages,
+            chunks: chunkCount,
+            streaming,
+            parseMs,
+            // From the end of the parse to the commit (streaming, most of the writing happened during the parse).
+            saveMs: Date.now() - started - parseMs,
+            peakRssMb: parsed!.peakRssMb,
+            ...(parsed!.ocr.pages.length || parsed!.ocr.skipped.length || parsed!.ocr.blank.length
+              ? {
+                  ocrPages: parsed!.ocr.pages.length,
+                  ocrConfidence: parsed!.ocr.confidence,
+                  ocrSkipped: parsed!.ocr.skipped,
+                  ocrBlank: parsed!.ocr.blank,
+                }
+              : {}),
+          },
+          'document ingested',
         );
-        throw new UnrecoverableError(err.code);
-      }
-      throw err; // transient: BullMQ retries with backoff; the runner fails the task after the last attempt
-    }
+        return 'completed';
+      },
+    );
   };
 }

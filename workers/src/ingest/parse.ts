@@ -57,10 +57,11 @@ export interface ParseOptions {
   signal?: AbortSignal;
   /**
    * Called after each page arrives, with the document's page count, how many pages have arrived
-   * so far (pages do not arrive in order when some are OCR'd) and whether this one was OCR'd.
-   * An exception thrown here aborts the parse.
+   * so far (pages do not arrive in order when some are OCR'd), whether this one was OCR'd, and its
+   * text (as in the result: pages can be chunked while the next ones are read). Not called for
+   * plain text and Markdown (read in this process at once). An exception thrown here aborts the parse.
    */
-  onPage?: (page: number, pages: number, info: { received: number; ocr: boolean }) => void;
+  onPage?: (page: number, pages: number, info: { received: number; ocr: boolean; text: string }) => void;
   /** Called when OCR of a page starts. An exception thrown here aborts the parse. */
   onOcrPage?: (page: number, pages: number) => void;
   /**
@@ -448,7 +449,7 @@ function runChild(opts: ParseOptions, env: Record<string, string>, ocr: OcrChild
             return fail(new IngestError('TOO_LARGE', MESSAGES.tooManyChars(opts.maxChars)));
           }
           try {
-            opts.onPage?.(m.page, pageCount, { received: pages.length, ocr: m.ocr !== undefined });
+            opts.onPage?.(m.page, pageCount, { received: pages.length, ocr: m.ocr !== undefined, text: m.text });
           } catch (err) {
             fail(err);
           }
