@@ -67,6 +67,9 @@ async function insertChunks(tx: Prisma.TransactionClient, courseId: string, docu
  * up). Safe to run twice (after a crash): the second run replaces what the first
  * wrote, and a cancelled task is never completed.
  */
+/** Passages in one document past which the search tables' planner statistics are refreshed at once. */
+const ANALYZE_AFTER_CHUNKS = 500;
+
 export function createIngestHandler({ prisma, tasks, blobs, metrics, config, retrieval }: IngestDeps): Handler<'INGEST_DOCUMENT'> {
   const ocrOptions = (): OcrOptions | null => (config.ocr !== undefined ? config.ocr : readOcr().options);
   return (payload, ctx) => {
@@ -277,6 +280,16 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
           },
           'document ingested',
         );
+        if (chunkCount >= ANALYZE_AFTER_CHUNKS) {
+          // A large document can change the search tables' statistics a lot: until autovacuum's
+          // analyze comes round, the planner would rank a course's first searches (in SQL, while its
+          // in-memory index loads) with stale ones — seconds instead of milliseconds. Best effort.
+          const t0 = Date.now();
+          await prisma
+            .$executeRawUnsafe('ANALYZE "Chunk", "ChunkTerm"')
+            .then(() => log.info({ documentId, ms: Date.now() - t0 }, 'search tables analyzed'))
+            .catch((err: unknown) => log.warn({ err, documentId }, 'ANALYZE after a large document failed'));
+        }
         return 'completed';
       },
     );
