@@ -214,6 +214,22 @@ describe('the cost model', () => {
     expect(cost('mutation { reindexCourse(courseId: "c") { id } }')).toBe(COST_MODEL.fieldWeights['Mutation.reindexCourse']! + 1);
     expect(cost('mutation { deleteDocument(id: "d") }')).toBe(COST_MODEL.mutationWeight);
   });
+
+  it('does not charge what @skip and @include leave out, literal or by variable', () => {
+    const search = 'search(courseId: "c", query: "q", limit: 5) { chunkId }';
+    const one = COST_MODEL.fieldWeights['Query.search']! + 1;
+    expect(cost(`{ ${search} }`)).toBe(one);
+    expect(cost(`{ a: ${search} b: search(courseId: "c", query: "r") @skip(if: true) { chunkId } }`)).toBe(one);
+    expect(
+      cost(`query($on: Boolean!) { ${search} b: search(courseId: "c", query: "r") @include(if: $on) { chunkId } }`, { on: false }),
+    ).toBe(one);
+    expect(
+      cost(`query($on: Boolean!) { ${search} b: search(courseId: "c", query: "r") @include(if: $on) { chunkId } }`, { on: true }),
+    ).toBe(2 * one);
+    // On fragments too.
+    expect(cost(`query($off: Boolean!) { ... @skip(if: $off) { ${search} } }`, { off: true })).toBe(0);
+    expect(cost(`fragment S on Query { ${search} } query($off: Boolean!) { ...S @skip(if: $off) }`, { off: false })).toBe(one);
+  });
 });
 
 describe('the costs router/README.md quotes', () => {

@@ -146,9 +146,23 @@ export function estimateCost(
     return undefined;
   };
 
+  /** What @skip / @include leave out is not executed, so not charged (a variable's value decides, as it will). */
+  const included = (selection: SelectionSetNode['selections'][number]): boolean => {
+    for (const directive of selection.directives ?? []) {
+      const name = directive.name.value;
+      if (name !== 'skip' && name !== 'include') continue;
+      const arg = directive.arguments?.find((a) => a.name.value === 'if');
+      const value = arg ? valueFromASTUntyped(arg.value, values) : undefined;
+      if (typeof value !== 'boolean') continue; // invalid: validation refuses it; charge as if included
+      if ((name === 'skip') === value) return false;
+    }
+    return true;
+  };
+
   const selectionCost = (set: SelectionSetNode, parent: GraphQLCompositeType, hint: number | undefined): number => {
     let total = 0;
     for (const selection of set.selections) {
+      if (!included(selection)) continue;
       if (selection.kind === Kind.FIELD) {
         total += fieldCost(selection, parent, hint);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
