@@ -34,7 +34,7 @@ import { bullConnection } from '../lib/redis.js';
 import { createTaskEventPublisher } from '../lib/tasks/events.js';
 import { ensureDatabase } from './lib/database.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
-import { profilerHook } from './lib/profile.js';
+import { profileEnv as profileEnvFor } from './lib/profile.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,9 +55,7 @@ const SUBSCRIPTIONS = Number(values.subscriptions);
 const EVENTS = Number(values.events);
 const PER_TASK = 5;
 const CORPUS = resolve('../shared/corpus');
-const profileEnv: Record<string, string> = values['cpu-prof']
-  ? { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${profilerHook(resolve(values['cpu-prof']))}`.trim() }
-  : {};
+const profileEnv = profileEnvFor(values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined);
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);

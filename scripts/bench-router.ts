@@ -7,12 +7,12 @@
  * CPU per request (gateway and subgraphs) and ratios.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ensureDatabase } from './lib/database.js';
 import { startService, stopService } from './lib/stack.js';
+import { profileEnv as profileEnvFor } from './lib/profile.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 import { startTestStack } from '../tests/support/stack.js';
 
@@ -26,34 +26,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
   },
 });
-/**
- * Node 20 refuses --cpu-prof in NODE_OPTIONS: a preloaded module runs the inspector's profiler
- * instead and writes <dir>/<pid>.cpuprofile when the process exits (its graceful SIGTERM path).
- */
-function profilerHook(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const hook = join(dir, 'profile-hook.mjs');
-  writeFileSync(
-    hook,
-    `import { Session } from 'node:inspector';
-import { writeFileSync } from 'node:fs';
-const session = new Session();
-session.connect();
-session.post('Profiler.enable');
-session.post('Profiler.setSamplingInterval', { interval: 500 });
-session.post('Profiler.start');
-process.on('exit', () => {
-  session.post('Profiler.stop', (err, res) => {
-    if (!err) writeFileSync(${JSON.stringify(dir)} + '/' + process.argv[process.argv.length - 1].replace(/\\W+/g, '_') + '-' + process.pid + '.cpuprofile', JSON.stringify(res.profile));
-  });
-});
-`,
-  );
-  return hook;
-}
-const profileEnv: Record<string, string> = values['cpu-prof']
-  ? { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${profilerHook(values['cpu-prof'])}`.trim() }
-  : {};
+const profileEnv = profileEnvFor(values['cpu-prof']);
 const QUERIES = {
   'federated (rag + chat + exam)':
     'query Bench { myCourses { id title myRole members { userId role } myConversations { id } exams { id } } }',

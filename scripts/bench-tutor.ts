@@ -38,7 +38,7 @@
  * steady state of part 2 (<dir>/<service>.cpuprofile; open it in Chrome's DevTools).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { ServerResponse } from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -55,6 +55,7 @@ import { startFakeOpenAI } from '../tests/support/openai-fake.js';
 import { makeLargePdf } from '../tests/support/pdf-fixtures.js';
 import { logEntries, startTestStack, type TestStack } from '../tests/support/stack.js';
 import { ensureDatabase } from './lib/database.js';
+import { profileEnv } from './lib/profile.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 
 const { values } = parseArgs({
@@ -106,37 +107,8 @@ for (const setting of values.set) {
   EXTRA[m[1] as keyof typeof EXTRA][m[2]!] = m[3]!;
 }
 
-/**
- * Node 20 refuses --cpu-prof in NODE_OPTIONS: a preloaded module runs the inspector's profiler
- * from the first SIGUSR2 a service gets to the second, and writes <dir>/<pid>.cpuprofile.
- */
-function profilerHook(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const hook = join(dir, 'profile-hook.mjs');
-  writeFileSync(
-    hook,
-    `import { Session } from 'node:inspector';
-import { writeFileSync } from 'node:fs';
-const session = new Session();
-session.connect();
-session.post('Profiler.enable');
-session.post('Profiler.setSamplingInterval', { interval: 500 });
-let running = false;
-process.on('SIGUSR2', () => {
-  if (!running) return void session.post('Profiler.start', () => (running = true));
-  running = false;
-  session.post('Profiler.stop', (err, res) => {
-    if (!err) writeFileSync(${JSON.stringify(dir)} + '/' + process.pid + '.cpuprofile', JSON.stringify(res.profile));
-  });
-});
-`,
-  );
-  return hook;
-}
 const PROFILE_DIR = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
-const PROFILE_ENV: Record<string, string> = PROFILE_DIR
-  ? { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${profilerHook(PROFILE_DIR)}`.trim() }
-  : {};
+const PROFILE_ENV = profileEnv(PROFILE_DIR, 'SIGUSR2');
 
 /** Milliseconds since the epoch, sub-millisecond: comparable with the services' Date.now() and log times. */
 const epoch = () => performance.timeOrigin + performance.now();
@@ -868,7 +840,7 @@ async function main() {
       );
       const after = cpuSnapshot();
       clearInterval(sampler);
-      for (const service of profiled) service.child.kill('SIGUSR2'); // writes <pid>.cpuprofile
+      for (const service of profiled) service.child.kill('SIGUSR2'); // writes <entry>-<pid>.cpuprofile
       await closeSockets(sockets);
       sockets = [];
       // Counted: questions sent once every asker had started, before the end.
@@ -896,9 +868,11 @@ async function main() {
       });
       if (PROFILE_DIR) {
         for (const service of profiled) {
-          const file = join(PROFILE_DIR, `${service.child.pid}.cpuprofile`);
-          for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
-          if (existsSync(file)) renameSync(file, join(PROFILE_DIR, `${service.name}.cpuprofile`));
+          // The hook writes <entry>-<pid>.cpuprofile (scripts/lib/profile.ts).
+          const find = () => readdirSync(PROFILE_DIR).find((f) => f.endsWith(`-${service.child.pid}.cpuprofile`));
+          for (let i = 0; i < 100 && !find(); i++) await new Promise((r) => setTimeout(r, 100));
+          const file = find();
+          if (file) renameSync(join(PROFILE_DIR, file), join(PROFILE_DIR, `${service.name}.cpuprofile`));
         }
         console.log(`  CPU profiles of the steady state: ${PROFILE_DIR}/<service>.cpuprofile`);
       }
