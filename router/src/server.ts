@@ -173,8 +173,11 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  // Large uploads on slow links need more than Node's default 300 s for a whole request.
-  const server = createServer({ requestTimeout: 3_600_000, headersTimeout: 60_000 }, app);
+  // Large uploads on slow links need more than Node's default 300 s for a whole request. Idle
+  // keep-alive connections stay open longer than nginx's upstream keepalive_timeout (60 s) and a
+  // client's think time: with Node's default 5 s, a client (or nginx) reusing a connection the
+  // router had just closed got ECONNRESET (seen under `npm run load` against the router alone).
+  const server = createServer({ requestTimeout: 3_600_000, keepAliveTimeout: 75_000, headersTimeout: 80_000 }, app);
 
   const landingPage = opts.production
     ? ApolloServerPluginLandingPageDisabled()

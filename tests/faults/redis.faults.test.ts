@@ -53,6 +53,21 @@ describe('Redis killed during ingestions', () => {
     await stack?.stop();
   }, 120_000);
 
+  /** Pasted text with an idempotency key: sent while Redis is down, and again (the client retrying) after. */
+  const paste = () =>
+    stack.gql<{ ingestDocument: TaskView | null }>(
+      'mutation($i: IngestDocumentInput!) { ingestDocument(input: $i) { id status } }',
+      {
+        i: {
+          courseId,
+          title: 'pasted while down',
+          text: '# While Redis was down\n\nPhotosynthesis turns light into sugar.',
+          idempotencyKey: 'while-down',
+        },
+      },
+      { token },
+    );
+
   it('loses nothing, does nothing twice, refuses cleanly while down and recovers by itself', async () => {
     // The reference: the same file ingested with nothing failing.
     const refUpload = await upload(stack, token, pdf, 'reference.pdf');
@@ -102,18 +117,7 @@ describe('Redis killed during ingestions', () => {
 
     // Starting an ingestion of pasted text: accepted (the reconciler enqueues it later) or refused
     // as unavailable; never an internal error.
-    const pasted = await stack.gql<{ ingestDocument: TaskView | null }>(
-      'mutation($i: IngestDocumentInput!) { ingestDocument(input: $i) { id status } }',
-      {
-        i: {
-          courseId,
-          title: 'pasted while down',
-          text: '# While Redis was down\n\nPhotosynthesis turns light into sugar.',
-          idempotencyKey: 'while-down',
-        },
-      },
-      { token },
-    );
+    const pasted = await paste();
     const pastedCodes = pasted.body.errors?.map((e) => e.extensions?.['code']) ?? [];
     expect(pastedCodes.every((c) => c === 'SERVICE_UNAVAILABLE')).toBe(true);
     for (const e of pasted.body.errors ?? []) expect(e.message).not.toMatch(INTERNALS);
@@ -125,22 +129,11 @@ describe('Redis killed during ingestions', () => {
     const backAt = Date.now();
 
     // The client retries what was refused, with the same idempotency key: one task either way.
-    const retried = await stack.gql<{ ingestDocument: TaskView }>(
-      'mutation($i: IngestDocumentInput!) { ingestDocument(input: $i) { id status } }',
-      {
-        i: {
-          courseId,
-          title: 'pasted while down',
-          text: '# While Redis was down\n\nPhotosynthesis turns light into sugar.',
-          idempotencyKey: 'while-down',
-        },
-      },
-      { token },
-    );
+    const retried = await paste();
     expect(retried.body.errors).toBeUndefined();
-    if (pasted.body.data?.ingestDocument) expect(retried.body.data!.ingestDocument.id).toBe(pasted.body.data.ingestDocument.id);
+    if (pasted.body.data?.ingestDocument) expect(retried.body.data!.ingestDocument!.id).toBe(pasted.body.data.ingestDocument.id);
 
-    const finals = await Promise.all([...tasks, retried.body.data!.ingestDocument].map((t) => waitForTask(stack, token, t.id, 240_000)));
+    const finals = await Promise.all([...tasks, retried.body.data!.ingestDocument!].map((t) => waitForTask(stack, token, t.id, 240_000)));
     const recoveredMs = Date.now() - backAt;
     for (const task of finals) expect(task.status).toBe('COMPLETED');
     for (const task of finals.slice(0, DOCUMENTS)) {
