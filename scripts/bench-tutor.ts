@@ -16,7 +16,9 @@
  *    One asker at a time first (the uncontended figure); then a burst: `--askers` questions sent
  *    in the same millisecond, `--rounds` times (the worst case); then the steady state: `--askers`
  *    askers in a closed loop, each asking its next question as soon as its previous answer is
- *    DONE (after `--think-ms`), started over one second and run for `--steady-seconds`. Only
+ *    DONE (0, the default: a saturation test) or after reading it for a random time (exponential,
+ *    mean `--think-ms`, as independent people do; the first questions then spread over one mean
+ *    think time), started over one second and run for `--steady-seconds`. Only
  *    questions sent once every asker has started and before the end count; the bench samples how
  *    many askers have a question outstanding, so the report shows the 50 really were at work.
  * 3. `--streams` answers streaming at once: the fake holds every request until all have arrived
@@ -825,7 +827,9 @@ async function main() {
       const before = cpuSnapshot();
       await Promise.all(
         sockets.map(async (socket, i) => {
-          await new Promise((r) => setTimeout(r, (i * RAMP_MS) / ASKERS));
+          // With a think time the first questions spread over one mean think time too (independent
+          // people do not start together); without, over the ramp.
+          await new Promise((r) => setTimeout(r, THINK_MS > 0 ? Math.random() * THINK_MS : (i * RAMP_MS) / ASKERS));
           while (epoch() < until) {
             const [question] = take(1);
             if (question === undefined) throw new Error('the steady state ran out of questions');
@@ -834,7 +838,9 @@ async function main() {
             outstanding++;
             await tryRun(socket, a);
             outstanding--;
-            if (THINK_MS > 0) await new Promise((r) => setTimeout(r, THINK_MS));
+            // Exponential think times (mean THINK_MS): people reading an answer take independent,
+            // varied times; a fixed one would keep the askers in step, a burst every cycle.
+            if (THINK_MS > 0) await new Promise((r) => setTimeout(r, -THINK_MS * Math.log(1 - Math.random())));
           }
         }),
       );
