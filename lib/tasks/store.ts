@@ -36,8 +36,12 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
     return count === 1 ? db.task.findUnique({ where: { id } }) : null;
   };
 
-  /** `transition` in one statement (UPDATE ... RETURNING), for the hot paths. */
-  const update = async (db: Db, id: string, from: TaskStatus[], set: Record<string, unknown>) => {
+  /**
+   * `transition` in one statement (UPDATE ... RETURNING), for the hot paths. Column names go into the
+   * SQL as identifiers, so only these (typed, never from input) may be set.
+   */
+  type Column = 'status' | 'attempts' | 'startedAt' | 'progress' | 'message' | 'finishedAt' | 'errorCode' | 'errorMessage';
+  const update = async (db: Db, id: string, from: TaskStatus[], set: Partial<Record<Column, unknown>>) => {
     const assignments = Object.entries(set).map(([column, value]) =>
       value instanceof SqlExpression
         ? Prisma.sql`${Prisma.raw(`"${column}"`)} = ${value.sql}`
