@@ -187,35 +187,30 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
           await flush();
         };
 
-        // Qdrant: its points are written before the transaction; if the task is then found cancelled, they are removed again.
-        let qdrantPoints: ChunkPoint[] = [];
-        // With OCR a parse can take minutes: no transaction is held open that long, the chunks are written after it.
-        const streaming = embedded !== null && !ocr;
+        // Streaming needs nothing but the database in the transaction: not with OCR (a parse can take
+        // minutes) nor with an embeddings endpoint (its calls would hold the transaction, and a
+        // PgBouncer connection, open for as long as the model takes). Then the document is read
+        // first, its vectors made outside any transaction, and only the writes are in it.
+        const streaming = embedded !== null && !ocr && retrieval.dense === null;
+        let points: ChunkPoint[] = [];
         if (!streaming) {
           await read(null);
-          if (embedded) writeBatch(null);
-          else {
-            qdrantPoints = await retrieval.pointsFor(
-              document.courseId,
-              documentId,
-              chunks.map(chunkText(documentId)),
-              (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
-            );
-            signal.throwIfAborted();
-            await retrieval.write(null, document.courseId, documentId, qdrantPoints);
-          }
+          points = await retrieval.pointsFor(
+            document.courseId,
+            documentId,
+            chunks.map(chunkText(documentId)),
+            (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
+          );
+          signal.throwIfAborted();
+          // Qdrant's points are written before the transaction; if the task is then found cancelled, they are removed again.
+          if (!embedded) await retrieval.write(null, document.courseId, documentId, points);
         }
 
         const completed = await complete(
           async (tx) => {
             if (!streaming) {
-              if (embedded) {
-                writeBatch(tx, true);
-                await writer;
-                if (writeFailed.signal.aborted) throw writeFailed.signal.reason;
-              } else {
-                await insertChunks(tx, document.courseId, documentId, chunks, qdrantPoints);
-              }
+              await insertChunks(tx, document.courseId, documentId, chunks, points);
+              if (embedded) await embedded.appendIn(tx, document.courseId, documentId, points);
             }
             // Cached search results for the course are now stale.
             await tx.$executeRaw`UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid`;
