@@ -85,7 +85,8 @@ function isTimeout(err: unknown): boolean {
 
 /**
  * No answer (refused, reset, timed out) or a 5xx: the subgraph is down or overloaded. A 4xx (its
- * assertion refused) is a bug of ours, not an outage, and stays what it is.
+ * assertion refused), a body that is not JSON or a failure to sign are bugs of ours, not an
+ * outage, and stay what they are (internal errors).
  */
 function isUnavailable(err: unknown): boolean {
   if (isTimeout(err)) return true;
@@ -93,7 +94,10 @@ function isUnavailable(err: unknown): boolean {
     const status = (err.extensions?.['response'] as { status?: number } | undefined)?.status;
     return typeof status === 'number' && status >= 500;
   }
-  return err instanceof Error; // FetchError (ECONNREFUSED, ECONNRESET, socket hang up...)
+  // Node's fetch: TypeError "fetch failed" (no answer; the socket's error, ECONNREFUSED..., is its cause) or
+  // "terminated" (the connection closed while the answer was read).
+  const e = err as { name?: string; message?: string; cause?: unknown } | null;
+  return e?.name === 'TypeError' && (e.message === 'fetch failed' || e.message === 'terminated');
 }
 
 function describe(err: unknown): string {
