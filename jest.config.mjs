@@ -45,10 +45,8 @@ function tier(name, testMatch, ignore, services) {
       '^(\\.{1,2}/.*)\\.js$': '$1',
     },
     transform: { '^.+\\.ts$': ['@swc/jest', swc] },
-    globalSetup: `<rootDir>/tests/support/jest-setup.mjs`,
+    globalSetup: `<rootDir>/tests/support/jest-setup-${services === 'faults' ? 'faults' : services ? 'services' : 'client'}.mjs`,
     globalTeardown: `<rootDir>/tests/support/jest-teardown.mjs`,
-    // Read by the global setup: which services this tier needs.
-    globals: { TEST_NEEDS_SERVICES: services },
   };
 }
 
