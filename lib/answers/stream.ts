@@ -60,8 +60,13 @@ redis.call('PUBLISH', KEYS[2], body)
 return seq
 `;
 
+type PublishCommand = (seq: string, stream: string, attempt: string, attemptArg: string, ttl: string, body: string) => Promise<number>;
+
 /** Publishes an answer's events: appends to its stream and announces on its channel, atomically. */
 export function createAnswerPublisher(redis: Redis) {
+  // EVALSHA (ioredis loads the script again on NOSCRIPT): the script's text is not sent, nor hashed by Redis, with every piece.
+  if (!('answerPublish' in redis)) redis.defineCommand('answerPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+  const publishCommand = (redis as unknown as { answerPublish: PublishCommand }).answerPublish.bind(redis);
   return {
     /**
      * `attempt` ties the event to one run of the answer (the message's attempt count): once a
@@ -71,16 +76,14 @@ export function createAnswerPublisher(redis: Redis) {
     async publish(messageId: string, event: Unstamped, attempt?: number): Promise<AnswerStreamEvent | null> {
       const at = Date.now();
       const rest = JSON.stringify({ ...event, at }).slice(1);
-      const seq = (await redis.eval(
-        PUBLISH_SCRIPT,
-        3,
+      const seq = await publishCommand(
         seqKey(messageId),
         answerKey(messageId),
         attemptKey(messageId),
         attempt === undefined ? '' : String(attempt),
         String(ANSWER_STREAM_TTL_S),
         rest,
-      )) as number;
+      );
       return seq === 0 ? null : ({ ...event, seq, at } as AnswerStreamEvent);
     },
   };

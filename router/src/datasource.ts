@@ -1,6 +1,7 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
 import type { Histogram } from 'prom-client';
+import { Agent, request } from 'undici';
 import { ErrorCode, UNAVAILABLE_RETRY_AFTER_S } from '@lib/errors.js';
 import { IdentityHeaders } from '@lib/identity.js';
 import type { AssertionSigner } from '@lib/internal-auth.js';
@@ -31,14 +32,22 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
   ) {
     super({ url });
     /*
-     * Node's own fetch (undici: keep-alive, a pool per subgraph, no limit on sockets), not the
-     * gateway's default make-fetch-happen: its HTTP cache lookups, minipass streams and agent-base
-     * (a stack trace captured per request, mapped through source maps under tsx) were 29% of the
-     * router's busy CPU in a bench:router profile, and a call cost 0.6-0.8 ms of client CPU against
-     * 0.5-0.6 ms through Node's fetch. With a deadline on the whole exchange.
+     * undici's `request` on a keep-alive pool of this subgraph's own, not the gateway's default
+     * make-fetch-happen (its HTTP cache lookups, minipass streams and agent-base, which captures a
+     * stack trace per request: 29% of the router's busy CPU in a bench:router profile) nor Node's
+     * `fetch` (the same undici under WHATWG streams and Request/Response objects: ~17% of the
+     * router's CPU while the tutor streams). A deadline on the whole exchange, body included.
      */
-    this.fetcher = ((input: string, init: RequestInit) =>
-      fetch(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) })) as unknown as RemoteGraphQLDataSource['fetcher'];
+    this.agent = new Agent({ keepAliveTimeout: 60_000, connections: SUBGRAPH_CONNECTIONS });
+    this.fetcher = ((input: string, init: { method?: string; headers?: Record<string, string>; body?: string }) =>
+      send(this.agent, input, init, this.timeoutMs)) as unknown as RemoteGraphQLDataSource['fetcher'];
+  }
+
+  private readonly agent: Agent;
+
+  /** Closes the pool's idle connections (shutdown). */
+  close(): Promise<void> {
+    return this.agent.close();
   }
 
   override async willSendRequest({
@@ -94,10 +103,65 @@ function isUnavailable(err: unknown): boolean {
     const status = (err.extensions?.['response'] as { status?: number } | undefined)?.status;
     return typeof status === 'number' && status >= 500;
   }
-  // Node's fetch: TypeError "fetch failed" (no answer; the socket's error, ECONNREFUSED..., is its cause) or
-  // "terminated" (the connection closed while the answer was read).
-  const e = err as { name?: string; message?: string; cause?: unknown } | null;
-  return e?.name === 'TypeError' && (e.message === 'fetch failed' || e.message === 'terminated');
+  // undici: the socket's error (refused, reset, closed while the answer was read) or its own timeouts.
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && NO_ANSWER_CODES.has(code);
+}
+
+/** Errors that mean the subgraph gave no (whole) answer: it is down, restarting or unreachable. */
+const NO_ANSWER_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** Sockets a router keeps to one subgraph at most (requests beyond wait for one). */
+const SUBGRAPH_CONNECTIONS = 256;
+
+/** The answer as the gateway reads a fetch response: status, headers, body (read whole, within the deadline). */
+async function send(
+  agent: Agent,
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string },
+  timeoutMs: number,
+) {
+  const res = await request(url, {
+    dispatcher: agent,
+    method: (init.method ?? 'POST') as 'POST',
+    headers: init.headers,
+    body: init.body,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.body.text();
+  const headers = res.headers;
+  const get = (name: string) => {
+    const value = headers[name.toLowerCase()];
+    return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+  };
+  const response = {
+    url,
+    status: res.statusCode,
+    statusText: '',
+    ok: res.statusCode >= 200 && res.statusCode < 300,
+    redirected: false,
+    bodyUsed: true,
+    headers: { get, has: (name: string) => get(name) !== null },
+    text: async () => text,
+    json: async () => JSON.parse(text) as unknown,
+    arrayBuffer: async () => new TextEncoder().encode(text).buffer,
+    clone: () => response,
+  };
+  return response;
 }
 
 function describe(err: unknown): string {

@@ -159,13 +159,19 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     registry: metrics.registry,
     log,
   });
+  const dataSources = new Map<string, SubgraphDataSource>();
   const gateway = new ApolloGateway({
     supergraphSdl: new FileSupergraphManager(opts.supergraphPath, opts.supergraphPollMs, log),
     buildService: ({ name, url }) => {
       const target = opts.subgraphUrls[name] ?? url;
       if (!target) throw new Error(`no URL for subgraph "${name}"`);
       subgraphTargets.set(name, target);
-      return new SubgraphDataSource(name, target, opts.signer, fetchSeconds, opts.subgraphTimeoutMs(name), subgraphHealth);
+      const source = new SubgraphDataSource(name, target, opts.signer, fetchSeconds, opts.subgraphTimeoutMs(name), subgraphHealth);
+      // A new supergraph builds new data sources: the old one's pool closes once its requests are answered.
+      const previous = dataSources.get(name);
+      dataSources.set(name, source);
+      void previous?.close().catch(() => undefined);
+      return source;
     },
     logger: log.child({ component: 'gateway' }),
   });
@@ -277,6 +283,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       { name: 'subscriptions', run: () => subscriptions.close() },
       { name: 'http', run: () => apollo.stop() },
       { name: 'subgraph health', run: async () => subgraphHealth.close() },
+      { name: 'subgraph connections', run: () => Promise.all([...dataSources.values()].map((s) => s.close())).then(() => undefined) },
       ...opts.closeSteps,
       // Last: readiness stays observable (503) on the internal port until the end.
       { name: 'ops', run: () => ops.close() },
