@@ -112,6 +112,20 @@ describe('embedded store (PostgreSQL)', () => {
     expect(await two.s.search({ courseId: two.courseId, sparse: { indices: [42], values: [1] }, limit: 10 })).toHaveLength(1);
   });
 
+  it('deletes a document’s postings with the document, and a course’s with the course (no foreign key to Chunk)', async () => {
+    const one = await seed([
+      { name: 'a', tf: 1, length: 10, dense: [1, 0, 0] },
+      { name: 'b', tf: 2, length: 10, dense: [1, 0, 0] },
+    ]);
+    const two = await seed([{ name: 'c', tf: 1, length: 10, dense: [1, 0, 0] }]);
+    expect(await prisma.chunkTerm.count({ where: { documentId: one.documentId } })).toBe(4);
+    await prisma.document.delete({ where: { id: one.documentId } });
+    expect(await prisma.chunkTerm.count({ where: { documentId: one.documentId } })).toBe(0);
+    expect(await prisma.chunkTerm.count({ where: { courseId: two.courseId } })).toBe(2);
+    await prisma.course.delete({ where: { id: two.courseId } });
+    expect(await prisma.chunkTerm.count({ where: { courseId: two.courseId } })).toBe(0);
+  });
+
   it('compares dense vectors of the current model only', async () => {
     const { courseId, s } = await seed([{ name: 'old-model', tf: 0, length: 10, dense: [1, 0, 0] }]);
     const other = createEmbeddedStore(prisma);

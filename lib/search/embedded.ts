@@ -54,6 +54,9 @@ export interface EmbeddedStore extends VectorStore {
  * kept in step with the database by `Course.searchVersion`, with the same results as the SQL
  * below; the SQL ranks while a course's copy loads, when it does not fit, or when the copy is off.
  */
+/** Between chunk ids when a batch of postings travels as one string (never in an id). */
+const SEPARATOR = '\u001f';
+
 export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOptions = {}): EmbeddedStore {
   const k1 = opts.k1 ?? 1.2;
   const b = opts.b ?? 0.75;
@@ -71,18 +74,23 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
     // about a third faster than in chunk order for a book's 70,000 postings.
     const postings: { termId: number; chunkId: string; tf: number; dl: number }[] = [];
     for (const p of points) {
+      if (p.id.includes(SEPARATOR)) throw new Error(`chunk id ${JSON.stringify(p.id)} contains the postings separator`);
       p.terms.ids.forEach((termId, i) => postings.push({ termId, chunkId: p.id, tf: Math.min(p.terms.tf[i]!, 32767), dl: p.terms.length }));
     }
     postings.sort((x, y) => x.termId - y.termId || (x.chunkId < y.chunkId ? -1 : x.chunkId > y.chunkId ? 1 : 0));
-    // One INSERT from arrays (unnest) per 50,000 postings: a parameter per column, not per value.
+    // One INSERT per 50,000 postings, each column as one string that PostgreSQL splits
+    // (string_to_array): as arrays, each of a book's 290,000 values was serialised by the driver and
+    // passed through Prisma's query engine, ~0.5 s of the worker's CPU; as four strings, ~20 ms.
     for (let i = 0; i < postings.length; i += 50_000) {
       const slice = postings.slice(i, i + 50_000);
+      const column = (f: (p: (typeof slice)[number]) => string | number, sep = ',') => slice.map(f).join(sep);
       await tx.$executeRaw`
         INSERT INTO "ChunkTerm" ("courseId", "termId", "chunkId", "documentId", tf, dl)
         SELECT ${courseId}::uuid, t, c, ${documentId}::uuid, f, l
-        FROM unnest(${slice.map((p) => p.termId)}::int[], ${slice.map((p) => p.chunkId)}::text[],
-                    ${slice.map((p) => p.tf)}::smallint[], ${slice.map((p) => p.dl)}::int[]) WITH ORDINALITY AS x(t, c, f, l, n)
-        ORDER BY n`;
+        FROM unnest(string_to_array(${column((p) => p.termId)}, ',')::int[],
+                    string_to_array(${column((p) => p.chunkId, SEPARATOR)}, ${SEPARATOR}),
+                    string_to_array(${column((p) => p.tf)}, ',')::smallint[],
+                    string_to_array(${column((p) => p.dl)}, ',')::int[]) AS x(t, c, f, l)`;
     }
     const dense = points.filter((p) => p.dense);
     if (dense.length && denseModel) {

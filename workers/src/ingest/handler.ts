@@ -132,8 +132,27 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         // completes the task (nothing is visible before it commits; a crash or a cancel rolls it all back).
         let writer: Promise<void> = Promise.resolve();
         const writeFailed = new AbortController();
+        // Read first, written after (OCR, Qdrant, dense vectors): with lexical vectors only, they are made
+        // from each batch of chunks while the rest of the document is read, outside any transaction.
+        const madeAhead: ChunkPoint[] = [];
+        let madeUpTo = 0;
+        const makeAhead = retrieval.dense === null;
         const writeBatch = (tx: Prisma.TransactionClient | null, all = false) => {
-          if (!tx || !embedded || (!all && chunks.length < WRITE_BATCH) || chunks.length === 0) return;
+          if (!tx) {
+            if (!makeAhead || (!all && chunks.length - madeUpTo < WRITE_BATCH) || chunks.length === madeUpTo) return;
+            const batch = chunks.slice(madeUpTo);
+            madeUpTo = chunks.length;
+            writer = writer.then(async () => {
+              if (writeFailed.signal.aborted) return;
+              try {
+                madeAhead.push(...(await retrieval.pointsFor(document.courseId, documentId, batch.map(chunkText(documentId)))));
+              } catch (err) {
+                writeFailed.abort(err);
+              }
+            });
+            return;
+          }
+          if (!embedded || (!all && chunks.length < WRITE_BATCH) || chunks.length === 0) return;
           const batch = chunks.splice(0, chunks.length);
           writer = writer.then(async () => {
             if (writeFailed.signal.aborted) return;
@@ -195,12 +214,14 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         let points: ChunkPoint[] = [];
         if (!streaming) {
           await read(null);
-          points = await retrieval.pointsFor(
-            document.courseId,
-            documentId,
-            chunks.map(chunkText(documentId)),
-            (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
-          );
+          points = makeAhead
+            ? madeAhead
+            : await retrieval.pointsFor(
+                document.courseId,
+                documentId,
+                chunks.map(chunkText(documentId)),
+                (done, total) => void report(0.9 + 0.05 * (done / total), `Embedding passages: ${done} of ${total}`),
+              );
           signal.throwIfAborted();
           // Qdrant's points are written before the transaction; if the task is then found cancelled, they are removed again.
           if (!embedded) await retrieval.write(null, document.courseId, documentId, points);
@@ -233,6 +254,8 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
           (streaming ? config.parseTimeoutMs : 0) + 120_000,
           async (tx) => {
             // A run before this one may have completed and been retried: its chunks go (their postings and vectors with them).
+            // Postings have no foreign key to their chunk (lib/search/embedded.ts): they go by document too.
+            await tx.$executeRaw`DELETE FROM "ChunkTerm" WHERE "documentId" = ${documentId}::uuid`;
             await tx.$executeRaw`DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
             if (streaming) await read(tx);
           },
