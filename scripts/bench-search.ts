@@ -1,5 +1,5 @@
 /**
- * npm run bench:search [-- --sizes 10000,100000 --queries 300 --compare]
+ * npm run bench:search [-- --sizes 10000,100000 --queries 300 --compare --router-docs 1400]
  * The embedded store at scale: for each size, one course of synthetic chunks (Zipf-distributed
  * vocabulary, ~150 words a chunk), indexed the way the worker does it (tokenise, hash, postings
  * in the chunks' transaction), then random 2-4 word queries. Prints indexing throughput
@@ -8,9 +8,17 @@
  * code path (ranking + loading passages). With --compare, every query is also ranked in SQL (the
  * ranking the index reproduces), alternately first and second, and both are printed side by side
  * with their ratio and whether they ranked the same.
+ *
+ * Then search end to end (`--router-docs`, 0 to skip): a course of that many short documents
+ * (~150-word abstracts of the same vocabulary, the size of a public test collection such as
+ * Cranfield's 1,400) pasted through the API and ingested by the worker, then `search` through
+ * the router (JWT, limits, plan, the rag subgraph, passages): one client at a time, then four
+ * at once, p50/p95; and the rag subgraph's own time for the same requests, from its logs.
+ * `--cpu-prof <dir>`: the router's and the subgraphs' CPU profiles over that part.
  */
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -21,15 +29,22 @@ import type { ScoredChunk } from '../lib/search/types.js';
 import { ensureDatabase } from './lib/database.js';
 import { quantile } from './lib/ir-metrics.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
+import { createCourse, ingest } from '../tests/support/ingest.js';
+import { profileEnv } from './lib/profile.js';
+import { logEntries, startTestStack } from '../tests/support/stack.js';
 
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '10000,100000' },
     queries: { type: 'string', default: '300' },
     compare: { type: 'boolean', default: false },
+    'router-docs': { type: 'string', default: '1400' },
+    /** CPU profiles of the router and the subgraphs over the end-to-end part, into this directory. */
+    'cpu-prof': { type: 'string' },
   },
 });
-const SIZES = values.sizes.split(',').map(Number);
+const SIZES = values.sizes.split(',').map(Number).filter((n) => n > 0);
+const ROUTER_DOCS = Number(values['router-docs']);
 const QUERIES = Number(values.queries);
 const CHUNKS_PER_DOC = 200;
 
@@ -230,7 +245,88 @@ try {
     console.log(`    + passages   p50 ${ms(withPassages, 0.5)} ms, p95 ${ms(withPassages, 0.95)} ms`);
     await prisma.course.delete({ where: { id: courseId } });
   }
+  if (ROUTER_DOCS > 0) await throughRouter(ROUTER_DOCS);
 } finally {
   await prisma.$disconnect();
   if (started) await infraDown('test');
+}
+
+/** Search through the router in a course of `docs` pasted documents (see the header). */
+async function throughRouter(docs: number) {
+  const profile = profileEnv(values['cpu-prof'] && resolve(values['cpu-prof']), 'exit');
+  const stack = await startTestStack({
+    workers: 1,
+    router: { RATE_LIMIT_TEACHER: '1000000', ...profile },
+    subgraphs: profile,
+    startTimeoutMs: 60_000,
+  });
+  try {
+    const token = await stack.token(stack.user('bench-search'), 'TEACHER');
+    const courseId = await createCourse(stack, token, `bench search ${docs}`);
+    const t0 = performance.now();
+    const ids: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < docs) {
+          const i = next++;
+          ids.push((await ingest(stack, token, { courseId, title: `Abstract ${i}`, text: `${sentence(150)}.` })).id);
+        }
+      }),
+    );
+    for (;;) {
+      const rows = await prisma.task.count({ where: { id: { in: ids }, status: { in: ['COMPLETED', 'FAILED', 'CANCELLED'] } } });
+      if (rows === ids.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const failed = await prisma.task.count({ where: { id: { in: ids }, status: { not: 'COMPLETED' } } });
+    const ingestSeconds = (performance.now() - t0) / 1000;
+    const direct = new pg.Client({ connectionString: infra.DIRECT_DATABASE_URL });
+    await direct.connect();
+    await direct.query('VACUUM (ANALYZE) "ChunkTerm", "Chunk"');
+    await direct.end();
+
+    const query = 'query($c: ID!, $q: String!) { search(courseId: $c, query: $q, limit: 10) { chunkId score pageStart text document { id title } } }';
+    const one = async (q: string) => {
+      const a = performance.now();
+      const res = await stack.gql<{ search: unknown[] }>(query, { c: courseId, q }, { token });
+      if (res.body.errors || !res.body.data) throw new Error(`search failed: ${JSON.stringify(res.body.errors)}`);
+      return { ms: performance.now() - a, hits: res.body.data.search.length };
+    };
+    for (let i = 0; i < 50; i++) await one(sentence(2 + Math.floor(rand() * 3))); // warm-up (the course's index loads)
+    const queries = Array.from({ length: QUERIES }, () => sentence(2 + Math.floor(rand() * 3)));
+    const linesBefore = stack.services['rag']!.lines.length;
+    const sequential: number[] = [];
+    let hits = 0;
+    for (const q of queries) {
+      const r = await one(q);
+      sequential.push(r.ms);
+      hits += r.hits;
+    }
+    // The rag subgraph's own time for those requests: its line per operation (whole milliseconds).
+    const ragMs = logEntries(stack.services['rag']!.lines.slice(linesBefore))
+      .filter((e) => e['msg'] === 'graphql operation' && typeof e['ms'] === 'number')
+      .map((e) => e['ms'] as number);
+    const concurrent: number[] = [];
+    let k = 0;
+    const tc = performance.now();
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (k < queries.length) concurrent.push((await one(queries[k++]!)).ms);
+      }),
+    );
+    const concurrentSeconds = (performance.now() - tc) / 1000;
+    console.log(`\nsearch through the router, one course of ${docs} pasted documents (~150 words each):`);
+    console.log(`  ingested through the API in ${ingestSeconds.toFixed(1)} s (${failed} not COMPLETED)`);
+    console.log(
+      `  one client at a time (${QUERIES} queries, ${(hits / QUERIES).toFixed(1)} passages each): p50 ${ms(sequential, 0.5)} ms, p95 ${ms(sequential, 0.95)} ms` +
+        (ragMs.length ? `; of which the rag subgraph p50 ${ms(ragMs, 0.5)} ms, p95 ${ms(ragMs, 0.95)} ms (${ragMs.length} logged)` : ''),
+    );
+    console.log(
+      `  four clients at once: p50 ${ms(concurrent, 0.5)} ms, p95 ${ms(concurrent, 0.95)} ms, ${(queries.length / concurrentSeconds).toFixed(0)} searches/s (load average ${load()})`,
+    );
+    await prisma.course.delete({ where: { id: courseId } });
+  } finally {
+    await stack.stop();
+  }
 }

@@ -109,6 +109,9 @@ describe('search over course material (embedded store, lexical default)', () => 
     }
     const stranger = await stack.token(stack.user('stranger'), 'STUDENT');
     expect((await search(stack, stranger, courseId, 'cells')).body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    // A course that does not exist is NOT_FOUND, for a stranger too (the course and the membership are read together).
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    expect((await search(stack, stranger, unknown, 'cells')).body.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
   });
 
   it('caches results per course version, and a deleted document never comes back', async () => {

@@ -105,9 +105,16 @@ export async function searchPassages(
   if (documentIds && (documentIds.length === 0 || documentIds.length > MAX_DOCUMENT_IDS)) {
     throw badInput(`documentIds must list 1 to ${MAX_DOCUMENT_IDS} documents`, 'documentIds');
   }
-  const course = await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { searchVersion: true } });
+  // The course and the caller's membership are read together (one round trip of waiting, not two);
+  // an unknown course is still NOT_FOUND before a stranger is FORBIDDEN.
+  const [found, member] = await Promise.allSettled([
+    ctx.prisma.course.findUnique({ where: { id: courseId }, select: { searchVersion: true } }),
+    requireCourseMember(ctx, courseId),
+  ]);
+  if (found.status === 'rejected') throw found.reason;
+  const course = found.value;
   if (!course) throw notFound('Course');
-  await requireCourseMember(ctx, courseId);
+  if (member.status === 'rejected') throw member.reason;
 
   const { retrieval, cache, metrics } = ctx.search;
   const digest = createHash('sha256')
