@@ -5,7 +5,7 @@ import type { AnswerPublisher } from '@lib/answers/stream.js';
 import type { AnswerQueue } from '@lib/answers/job.js';
 import type { TokenBudget } from '@lib/answers/budget.js';
 import { ANSWER_CONTROL_CHANNEL } from '@lib/answers/stream.js';
-import { Prisma, type Message, type MessageFeedback } from '@lib/db/client.js';
+import { Prisma, sqlOf, type Message, type MessageFeedback } from '@lib/db/client.js';
 import { appError, badInput, ErrorCode, forbidden, notFound, unauthenticated } from '@lib/errors.js';
 import type { ConversationContext } from './conversations.js';
 
@@ -127,7 +127,8 @@ async function recordQuestion(
         SELECT ${randomUUID()}::uuid, ${q.courseId}::uuid, ${userId}, ${titleFrom(q.question)}, ${now}, ${now}
         WHERE EXISTS (SELECT 1 FROM allowed)
         RETURNING id`;
-  const rows = await ctx.prisma.$queryRaw<Message[]>`
+  // Straight on the pool (sqlOf): this and getMessage run for every question the tutor is asked.
+  const rows = await sqlOf(ctx.prisma)<Message>(Prisma.sql`
     WITH allowed AS (
       SELECT 1 FROM "CourseMember" WHERE "courseId" = ${q.courseId}::uuid AND "userId" = ${userId}
       UNION ALL SELECT 1 WHERE ${role === 'ADMIN'}
@@ -143,14 +144,14 @@ async function recordQuestion(
     SELECT ${randomUUID()}::uuid, asked."conversationId", ${q.courseId}::uuid, ${userId}, 'ASSISTANT', 'GENERATING',
       ${q.mode}::"TutorMode", asked.id, ${q.documentIds}::uuid[], ${answerAt}, ${answerAt}
     FROM asked
-    RETURNING *`;
+    RETURNING *`);
   return rows[0] ?? null;
 }
 
 /** A message of the caller's own conversations (any, for an admin). Strangers get NOT_FOUND. */
 export async function getMessage(ctx: MessageContext, rawId: string): Promise<Message> {
-  // Raw SQL (the same row, the same types as findUnique): the router reads every answer through here twice.
-  const [message] = await ctx.prisma.$queryRaw<Message[]>`SELECT * FROM "Message" WHERE id = ${assertUuid(rawId)}::uuid`;
+  // Raw SQL on the pool (the same row, the same types as findUnique): the router reads every answer through here twice.
+  const [message] = await sqlOf(ctx.prisma)<Message>(Prisma.sql`SELECT * FROM "Message" WHERE id = ${assertUuid(rawId)}::uuid`);
   if (!message || (message.userId !== ctx.identity.userId && ctx.identity.role !== 'ADMIN')) throw notFound('Message');
   return message;
 }

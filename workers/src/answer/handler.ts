@@ -2,7 +2,7 @@ import type { AnswerCache } from '@lib/answers/cache.js';
 import { answerCacheKey } from '@lib/answers/cache.js';
 import type { TokenBudget } from '@lib/answers/budget.js';
 import type { AnswerPublisher } from '@lib/answers/stream.js';
-import type { Message, PrismaClient } from '@lib/db/client.js';
+import { Prisma, sqlOf, type Message, type PrismaClient } from '@lib/db/client.js';
 import type { Logger } from '@lib/logger.js';
 import type { ChatModel } from '@lib/model/chat.js';
 import { ModelError } from '@lib/model/errors.js';
@@ -127,7 +127,7 @@ export function createAnswerHandler(deps: AnswerDeps) {
       if (superseded) throw new Superseded();
       // The answer saved (if this attempt still owns it) and its conversation touched, in one statement.
       const now = new Date();
-      const [saved] = await prisma.$queryRaw<{ count: number }[]>`
+      const [saved] = await sqlOf(prisma)<{ count: number }>(Prisma.sql`
         WITH saved AS (
           UPDATE "Message" SET status = 'COMPLETE', content = ${result.content}, citations = ${JSON.stringify(result.citations)}::jsonb,
             grounded = ${result.grounded}, "droppedMarkers" = ${result.droppedMarkers}, engine = ${answerEngine},
@@ -142,7 +142,7 @@ export function createAnswerHandler(deps: AnswerDeps) {
         ), touched AS (
           UPDATE "Conversation" SET "updatedAt" = ${now} WHERE id IN (SELECT "conversationId" FROM saved)
         )
-        SELECT count(*)::int AS count FROM saved`;
+        SELECT count(*)::int AS count FROM saved`);
       if (!saved?.count) {
         const current = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
         if (current?.status === 'CANCELLED') return settleCancelled();
@@ -316,7 +316,10 @@ interface AnswerStart {
  * before it and the course's search version. Null when the message is not an answer being written.
  */
 async function startAttempt(prisma: PrismaClient, messageId: string, maxTurns: number): Promise<AnswerStart | null> {
-  const [row] = await prisma.$queryRaw<(Omit<AnswerStart, 'question' | 'history'> & { question: string | null; history: HistoryTurn[] })[]>`
+  // Straight on the pool (sqlOf), as the other statements every answer makes.
+  const [row] = await sqlOf(prisma)<
+    Omit<AnswerStart, 'question' | 'history'> & { question: string | null; history: HistoryTurn[] }
+  >(Prisma.sql`
     WITH m AS (
       UPDATE "Message" SET attempts = attempts + 1, content = '', "updatedAt" = ${new Date()}
       WHERE id = ${messageId}::uuid AND role = 'ASSISTANT' AND status = 'GENERATING'
@@ -328,7 +331,7 @@ async function startAttempt(prisma: PrismaClient, messageId: string, maxTurns: n
         FROM (SELECT role, content, "createdAt", id FROM "Message"
               WHERE "conversationId" = m."conversationId" AND "createdAt" < q."createdAt" AND status = 'COMPLETE'
               ORDER BY "createdAt" DESC, id DESC LIMIT ${maxTurns}) h) AS history
-    FROM m LEFT JOIN "Message" q ON q.id = m."replyToId" LEFT JOIN "Course" c ON c.id = m."courseId"`;
+    FROM m LEFT JOIN "Message" q ON q.id = m."replyToId" LEFT JOIN "Course" c ON c.id = m."courseId"`);
   return row ? { ...row, question: row.question ?? '' } : null;
 }
 
@@ -342,10 +345,10 @@ async function retrieve(deps: AnswerDeps, message: AnswerStart, question: string
     searchVersion: message.searchVersion ?? undefined,
   });
   if (!ranked.length) return [];
-  const chunks = await deps.prisma.$queryRaw<Omit<TutorPassage, 'n' | 'score'>[]>`
+  const chunks = await sqlOf(deps.prisma)<Omit<TutorPassage, 'n' | 'score'>>(Prisma.sql`
     SELECT c.id AS "chunkId", c."documentId"::text AS "documentId", d.title AS "documentTitle", c."pageStart", c."pageEnd", c.heading, c.text
     FROM "Chunk" c JOIN "Document" d ON d.id = c."documentId"
-    WHERE c.id = ANY(${ranked.map((r) => r.id)}::text[]) AND d.status = 'READY'`;
+    WHERE c.id = ANY(${ranked.map((r) => r.id)}::text[]) AND d.status = 'READY'`);
   const byId = new Map(chunks.map((c) => [c.chunkId, c]));
   const passages: TutorPassage[] = [];
   for (const r of ranked) {
