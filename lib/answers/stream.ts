@@ -14,7 +14,7 @@ import { z } from 'zod';
  *
  * Events: `delta` (text to append), `reset` (generation restarted after a
  * crash: the text so far is void) and `done` (the message reached a final
- * status; read it from the database). The stream expires an hour after its
+ * status; read it from the database, or from the row it carries). The stream expires an hour after its
  * last event: by then the message is final and its text is in the database.
  */
 export const ANSWER_STREAM_TTL_S = 3600;
@@ -27,6 +27,11 @@ export const answerEventSchema = z.discriminatedUnion('type', [
     seq: z.number().int().positive(),
     status: z.enum(['COMPLETE', 'FAILED', 'CANCELLED']),
     at: z.number(),
+    /**
+     * The final Message row as the statement that made it final returned it (JSON), when the
+     * publisher has it (the worker does): routers shape DONE from it instead of reading it again.
+     */
+    message: z.record(z.string(), z.unknown()).optional(),
   }),
 ]);
 export type AnswerStreamEvent = z.infer<typeof answerEventSchema>;

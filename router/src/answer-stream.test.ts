@@ -192,6 +192,27 @@ const events = (messages: Record<string, unknown>[]) =>
     return [e.type, e.seq, e.text, e.message ? `${e.message.status}:${e.message.content}` : null];
   });
 
+describe('planAnswerStream: whether a done event’s row can answer the final read', () => {
+  const fromRow = (selection: string) => plan(`subscription($id: ID!) { answerStream(messageId: $id) { type ${selection} } }`, { id: 'm' }).fromRow;
+
+  it('says yes for the message’s own fields, its citations (document ids only), usage and error, under aliases and fragments', () => {
+    expect(fromRow('')).toBe(true);
+    expect(fromRow('message { id status content }')).toBe(true);
+    expect(
+      fromRow(`m: message { __typename role mode grounded engine model cached createdAt u: usage { promptTokens completionTokens }
+        error { code message } citations { __typename index chunkId pageStart pageEnd quote document { __typename id } }
+        ... on Message { st: status } }`),
+    ).toBe(true);
+  });
+
+  it('says no for what the row does not hold: the conversation, the reader’s rating, a document’s other fields', () => {
+    expect(fromRow('message { status conversation { id } }')).toBe(false);
+    expect(fromRow('message { status myRating { helpful } }')).toBe(false);
+    expect(fromRow('message { citations { document { id title } } }')).toBe(false);
+    expect(fromRow('message { ... on Message { conversation { title } } }')).toBe(false);
+  });
+});
+
 describe('planAnswerStream: the query run through the gateway', () => {
   it('asks message(id) for the client’s message selection plus the router’s status and content', () => {
     const p = plan(SIMPLE, { id: 'm-1' });

@@ -1,6 +1,10 @@
 import {
   GraphQLError,
+  GraphQLObjectType,
   Kind,
+  TypeInfo,
+  getNamedType,
+  visitWithTypeInfo,
   OperationTypeNode,
   buildASTSchema,
   defaultFieldResolver,
@@ -23,6 +27,7 @@ import {
   type SelectionSetNode,
   type VariableDefinitionNode,
 } from 'graphql';
+import { messageCitations, messageError, messageUsage, ROW_FIELDS, type MessageRow } from '@lib/answers/message-view.js';
 import { textOf, type AnswerHub, type AnswerStreamEvent } from '@lib/answers/stream.js';
 import { ErrorCode } from '@lib/errors.js';
 import type { Logger } from '@lib/logger.js';
@@ -40,6 +45,10 @@ import type { Logger } from '@lib/logger.js';
  * by its publisher) is resolved from the stream. While the answer is being written, the
  * message's status is re-read every `recheckMs`: a final status ends the stream even if its
  * `done` event never comes (a worker that died, a sweeper that failed the message).
+ *
+ * The final read is skipped when the `done` event carries the final row (the worker sends it) and
+ * the client asked only for what the row answers (lib/answers/message-view.ts): the same query is
+ * then executed against the row, with the chat subgraph's own field mappings, in this process.
  *
  * Each event is shaped exactly as the client asked: the client's own document is executed
  * against (a resolver-free copy of) the supergraph's API schema, with the event as root value
@@ -81,6 +90,8 @@ export interface AnswerStreamDeps {
   retryMs?: number;
   /** How long events wait behind a missing one before the stream is read to fill the gap. */
   gapMs?: number;
+  /** Called for each final message: shaped from the done event's row, or read through the gateway (metrics). */
+  onFinalRead?: (source: 'event' | 'gateway') => void;
 }
 
 export interface AnswerStreamRequest {
@@ -129,6 +140,8 @@ export interface AnswerStreamPlan {
   statusVariables: Record<string, unknown>;
   /** The client's operation, for shaping events. */
   client: { schema: GraphQLSchema; document: DocumentNode; operationName: string | undefined; variables: Record<string, unknown> };
+  /** True when `query` asks only for what a Message row answers: a done event's row can answer it. */
+  fromRow: boolean;
 }
 
 interface FoundMessage {
@@ -273,7 +286,65 @@ export function planAnswerStream(
     statusQuery: STATUS_QUERY,
     statusVariables: { [ID_VAR]: messageId },
     client: { schema, document, operationName: operation.name?.value, variables },
+    fromRow: rowAnswers(schema, { kind: Kind.DOCUMENT, definitions: [query, ...fragmentDefs] }),
   };
+}
+
+// ---------------------------------------------------------------------------
+// A final message from the done event's row
+
+/** Whether every field the query asks for (fragments included, whatever their conditions) is one a Message row answers. */
+export function rowAnswers(schema: GraphQLSchema, query: DocumentNode): boolean {
+  const typeInfo = new TypeInfo(schema);
+  let answerable = true;
+  visit(
+    query,
+    visitWithTypeInfo(typeInfo, {
+      Field(node) {
+        if (node.name.value === '__typename') return;
+        const parent = typeInfo.getParentType();
+        const allowed = parent?.name === 'Query' ? new Set(['message']) : ROW_FIELDS[parent?.name ?? ''];
+        if (!allowed?.has(node.name.value) || !typeInfo.getFieldDef()) answerable = false;
+      },
+    }),
+  );
+  return answerable;
+}
+
+const ROW = Symbol('row');
+/** The API schema with resolvers that answer `message(id)` from a row, as the chat subgraph does. One per supergraph version. */
+const rowSchemas = new WeakMap<GraphQLSchema, GraphQLSchema>();
+function rowSchema(schema: GraphQLSchema) {
+  let copy = rowSchemas.get(schema);
+  if (!copy) {
+    copy = buildASTSchema(parse(printSchema(schema)), { assumeValidSDL: true });
+    const field = (type: string, name: string) => (copy!.getType(type) as GraphQLObjectType | undefined)?.getFields()[name];
+    const message = field('Query', 'message');
+    if (message) {
+      message.resolve = (root: { [ROW]: Record<string, unknown> }, args: { id?: unknown }) =>
+        String(args.id) === root[ROW]['id'] ? root[ROW] : null;
+    }
+    const computed: Record<string, (row: MessageRow) => unknown> = {
+      citations: messageCitations,
+      usage: messageUsage,
+      error: messageError,
+    };
+    for (const [name, resolve] of Object.entries(computed)) {
+      const f = field('Message', name);
+      if (f) f.resolve = (row: MessageRow) => resolve(row);
+    }
+    rowSchemas.set(schema, copy);
+  }
+  return copy;
+}
+
+/** The result the gateway would give `plan.query`, from the final row; undefined if it cannot (then read it). */
+function resultFromRow(plan: AnswerStreamPlan, row: Record<string, unknown>): GatewayResult | undefined {
+  if (!plan.fromRow) return undefined;
+  const schema = rowSchema(plan.client.schema);
+  if (getNamedType(schema.getQueryType()?.getFields()['message']?.type)?.name !== 'Message') return undefined;
+  const result = executeSync({ schema, document: plan.query, rootValue: { [ROW]: row }, variableValues: plan.variables });
+  return result.errors?.length ? undefined : { data: result.data as Record<string, unknown> };
 }
 
 // ---------------------------------------------------------------------------
@@ -449,6 +520,8 @@ class AnswerSession implements AnswerStream {
   private finishDue = false;
   private finishAttempts = 0;
   private doneSeq: number | undefined;
+  /** The final row the done event carried, if it did. */
+  private finalRow: Record<string, unknown> | undefined;
   private first: ExecutionResult[] = [];
   private final = false;
   private readonly onClosed = new Set<() => void>();
@@ -500,7 +573,10 @@ class AnswerSession implements AnswerStream {
       return;
     }
     this.first = [this.shape({ type: 'SNAPSHOT', seq: lastSeq, text: textOf(history), message: snapshot.data }, result)];
-    if (historyDone) this.startFinishing(historyDone.seq);
+    if (historyDone) {
+      this.finalRow = historyDone.message;
+      this.startFinishing(historyDone.seq);
+    }
     this.recheck(this.deps.recheckMs);
   }
 
@@ -599,6 +675,7 @@ class AnswerSession implements AnswerStream {
 
   private liveEvent(event: AnswerStreamEvent): ExecutionResult | undefined {
     if (event.type === 'done') {
+      this.finalRow = event.message;
       this.startFinishing(event.seq);
       return undefined;
     }
@@ -625,7 +702,9 @@ class AnswerSession implements AnswerStream {
         this.finishDue = false;
         // Tabs of one user on one answer share the read (a retry never reuses an earlier one).
         const shareKey = `done:${this.doneSeq ?? `final-${this.seq.lastSeq}`}:${this.finishAttempts}`;
-        const result = await this.runSafely(this.plan.query, this.plan.variables, shareKey);
+        const fromRow = this.finishAttempts === 0 && this.finalRow ? resultFromRow(this.plan, this.finalRow) : undefined;
+        this.deps.onFinalRead?.(fromRow ? 'event' : 'gateway');
+        const result = fromRow ?? (await this.runSafely(this.plan.query, this.plan.variables, shareKey));
         if (this.closed) return;
         const read = readMessage(result, this.plan.routerKey);
         if (read.kind === 'denied') this.ended(read.errors);

@@ -317,7 +317,13 @@ export function startSubscriptions(deps: SubscriptionDeps) {
   const sockets = new Gauge({ name: 'websocket_connections_open', help: 'Open graphql-ws connections', registers: [deps.registry] });
   const messages = new Counter({ name: 'subscription_messages_total', help: 'Messages sent to subscribers', registers: [deps.registry] });
   const connectionsPerUser = new Map<string, number>();
-  const answerStreams = createAnswerStreams(deps.answers);
+  const finalReads = new Counter({
+    name: 'answer_stream_final_reads_total',
+    help: "Final answers sent on answerStream, by where the message came from: the worker's done event, or a read through the gateway",
+    labelNames: ['source'] as const,
+    registers: [deps.registry],
+  });
+  const answerStreams = createAnswerStreams({ ...deps.answers, onFinalRead: (source) => finalReads.inc({ source }) });
 
   const wss = new WebSocketServer({ server: deps.server, path: deps.path, maxPayload: 64 * 1024 });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { answerKey, createAnswerPublisher, type AnswerPublisher } from '../../lib/answers/stream.js';
-import { createPrisma, type PrismaClient } from '../../lib/db/client.js';
+import { createPrisma, Prisma, sqlOf, type PrismaClient } from '../../lib/db/client.js';
 import { stopService, type ServiceProcess } from '../../scripts/lib/stack.js';
 import { testInfra } from '../support/infra.js';
 import { startExtraRouter, startTestStack, type TestStack } from '../support/stack.js';
@@ -183,6 +183,60 @@ describe('answerStream over graphql-ws', () => {
       ['SNAPSHOT', 5, final, `COMPLETE:${final}`],
       ['DONE', 5, '', `COMPLETE:${final}`],
     ]);
+  });
+
+  it('shapes DONE from the final row the done event carries, exactly as a read through the gateway gives it', async () => {
+    const finalReads = async () => {
+      const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
+      const count = (source: string) =>
+        Number(new RegExp(`^answer_stream_final_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+      return { event: count('event'), gateway: count('gateway') };
+    };
+    const FINAL = `fragment Final on Message {
+      __typename id role st: status content mode grounded engine model cached createdAt
+      error { code message }
+      citations { __typename n: index chunkId pageStart pageEnd quote document { __typename id } }
+      u: usage @include(if: $withUsage) { promptTokens completionTokens }
+    }`;
+    const RICH = `subscription($id: ID!, $withUsage: Boolean!) { answerStream(messageId: $id) { type message { ...Final } } } ${FINAL}`;
+    const READ = `query($id: ID!, $withUsage: Boolean!) { message(id: $id) { ...Final } } ${FINAL}`;
+    /** Asks for the conversation too, which the row does not answer: read through the gateway. */
+    const WITH_CONVERSATION = `subscription($id: ID!) { answerStream(messageId: $id) { type message { status conversation { id } } } }`;
+
+    const id = await answer();
+    const before = await finalReads();
+    const rich = subscribe<{ answerStream: { type: string; message: unknown } }>(stack.routerUrl, ownerToken, RICH, {
+      id,
+      withUsage: true,
+    });
+    const other = open<{ answerStream: { type: string; message: unknown } }>(WITH_CONVERSATION, id);
+    subs.push(rich as Subscription<unknown>);
+    await Promise.all([rich.until((d) => d.answerStream.type === 'SNAPSHOT'), other.until((d) => d.answerStream.type === 'SNAPSHOT')]);
+
+    // The worker saves the answer and sends the row the statement returned with its done event.
+    const citations = [{ index: 1, chunkId: 'd:3', documentId: randomUUID(), pageStart: 2, pageEnd: 3, quote: 'Light “becomes” sugar.' }];
+    const [row] = await sqlOf(prisma)<Record<string, unknown>>(Prisma.sql`
+      UPDATE "Message" SET status = 'COMPLETE', content = 'Light becomes sugar [1].', citations = ${JSON.stringify(citations)}::jsonb,
+        grounded = true, engine = 'MODEL', model = 'fake', "promptTokens" = 12, "completionTokens" = 5, "completedAt" = now()
+      WHERE id = ${id}::uuid RETURNING *`);
+    await publisher.publish(id, { type: 'done', status: 'COMPLETE', message: JSON.parse(JSON.stringify(row)) as Record<string, unknown> });
+    await Promise.all([rich.done, other.done]);
+
+    const done = rich.messages.at(-1)!.data!.answerStream;
+    expect(done.type).toBe('DONE');
+    const read = await stack.gql<{ message: unknown }>(READ, { id, withUsage: true }, { token: ownerToken });
+    expect(read.body.errors).toBeUndefined();
+    expect(done.message).toStrictEqual(read.body.data!.message);
+    expect(done.message).toMatchObject({
+      st: 'COMPLETE',
+      u: { promptTokens: 12, completionTokens: 5 },
+      citations: [{ n: 1, document: { id: citations[0]!.documentId } }],
+    });
+    expect(other.messages.at(-1)!.data!.answerStream).toStrictEqual({
+      type: 'DONE',
+      message: { status: 'COMPLETE', conversation: { id: conversationId } },
+    });
+    expect(await finalReads()).toEqual({ event: before.event + 1, gateway: before.gateway + 1 });
   });
 
   it('sends a final answer whose stream has expired from the database', async () => {

@@ -1,7 +1,7 @@
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
 import type { Redis } from 'ioredis';
 import { createMembershipLoader } from '@lib/access.js';
-import type { Citation } from '@lib/tutor/types.js';
+import { messageCitations, messageError, messageUsage } from '@lib/answers/message-view.js';
 import type { Conversation, Message, PrismaClient } from '@lib/db/client.js';
 import { DateTime } from '@lib/scalars.js';
 import type { SubgraphContext } from '@lib/subgraph-server.js';
@@ -70,13 +70,9 @@ export const resolvers: GraphQLResolverMap<ChatContext> = {
   Message: {
     __resolveReference: (ref: { id: string }, ctx: ChatContext) => getMessage(ctx, ref.id),
     conversation: (m: Message, _: unknown, ctx: ChatContext) => getConversation(ctx, m.conversationId),
-    citations: (m: Message) =>
-      (m.citations as unknown as Citation[]).map((c) => ({ ...c, document: { __typename: 'Document', id: c.documentId } })),
-    usage: (m: Message) =>
-      m.promptTokens === null && m.completionTokens === null
-        ? null
-        : { promptTokens: m.promptTokens ?? 0, completionTokens: m.completionTokens ?? 0 },
-    error: (m: Message) => (m.errorCode ? { code: m.errorCode, message: m.errorMessage ?? '' } : null),
+    citations: (m: Message) => messageCitations(m),
+    usage: (m: Message) => messageUsage(m),
+    error: (m: Message) => messageError(m),
     myRating: (m: Message, _: unknown, ctx: ChatContext) => ctx.ratingByMessage.load(m.id),
   },
   Course: {

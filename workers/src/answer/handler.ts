@@ -125,9 +125,10 @@ export function createAnswerHandler(deps: AnswerDeps) {
       ticker.cancel(flush);
       await flush();
       if (superseded) throw new Superseded();
-      // The answer saved (if this attempt still owns it) and its conversation touched, in one statement.
+      // The answer saved (if this attempt still owns it) and its conversation touched, in one statement
+      // that returns the final row: the done event carries it, so routers need not read it back.
       const now = new Date();
-      const [saved] = await sqlOf(prisma)<{ count: number }>(Prisma.sql`
+      const [saved] = await sqlOf(prisma)<Message>(Prisma.sql`
         WITH saved AS (
           UPDATE "Message" SET status = 'COMPLETE', content = ${result.content}, citations = ${JSON.stringify(result.citations)}::jsonb,
             grounded = ${result.grounded}, "droppedMarkers" = ${result.droppedMarkers}, engine = ${answerEngine},
@@ -138,17 +139,21 @@ export function createAnswerHandler(deps: AnswerDeps) {
             cached = coalesce(${extra.cached ?? null}::boolean, cached),
             "standaloneQuestion" = coalesce(${extra.standaloneQuestion ?? null}::text, "standaloneQuestion")
           WHERE id = ${messageId}::uuid AND status = 'GENERATING' AND attempts = ${attempt}
-          RETURNING "conversationId"
+          RETURNING *
         ), touched AS (
           UPDATE "Conversation" SET "updatedAt" = ${now} WHERE id IN (SELECT "conversationId" FROM saved)
         )
-        SELECT count(*)::int AS count FROM saved`);
-      if (!saved?.count) {
+        SELECT * FROM saved`);
+      if (!saved) {
         const current = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
         if (current?.status === 'CANCELLED') return settleCancelled();
         throw new Superseded();
       }
-      await publisher.publish(messageId, { type: 'done', status: 'COMPLETE' }, attempt);
+      await publisher.publish(
+        messageId,
+        { type: 'done', status: 'COMPLETE', message: JSON.parse(JSON.stringify(saved)) as Record<string, unknown> },
+        attempt,
+      );
       metrics.answers.inc({ outcome, engine: answerEngine });
       if (result.droppedMarkers) metrics.droppedMarkers.inc(result.droppedMarkers);
       ctx.log.info(
