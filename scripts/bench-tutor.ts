@@ -866,6 +866,11 @@ async function main() {
         all.length,
       );
       const p95 = quantile(ttft, 0.95);
+      // How the router made the DONEs of the whole part: from the worker's done event, or read through the gateway.
+      const metrics = await (await fetch(`${s.services['router']!.opsUrl}/metrics`)).text();
+      const reads = (source: string) =>
+        new RegExp(`^answer_stream_final_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
+      console.log(`  final messages (part 2 so far): ${reads('event')} from the done event, ${reads('gateway')} read through the gateway`);
       summary.push({
         label: `2. project TTFT, ${ASKERS} askers steady`,
         figure: `p50 ${ms(quantile(ttft, 0.5))}, p95 ${ms(p95)}, p99 ${ms(quantile(ttft, 0.99))}`,
