@@ -196,6 +196,7 @@ if (PARTS.has('small')) {
     );
     const pid = stack.services['worker-1']!.child.pid;
     const cpu0 = cpuMs(pid);
+    const services = Object.entries(stack.services).map(([name, s]) => ({ name, pid: s.child.pid, before: cpuMs(s.child.pid) }));
     const ids: string[] = [];
     const t0 = performance.now();
     let next = 0;
@@ -222,6 +223,13 @@ ingestion, ${SMALL} short pasted documents (~${texts[0]!.length} characters), 16
         `worker CPU ${(cpu / SMALL).toFixed(1)} ms per document (${load()})`,
     );
     console.log(`  ${rows.map((r) => `${r.status} ${r.n}`).join(', ')}`);
+    console.log(
+      `  CPU per document, ms: ${services
+        .map((x) => ({ name: x.name, ms: (cpuMs(x.pid) - x.before) / SMALL }))
+        .filter((x) => x.ms >= 0.05)
+        .map((x) => `${x.name} ${x.ms.toFixed(1)}`)
+        .join(', ')}`,
+    );
     const problems = stack.services['worker-1']!.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter(
       (l) => Number(l['level']) >= 40,
     );
