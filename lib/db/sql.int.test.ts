@@ -59,6 +59,60 @@ describe('sqlOf: statements straight on the pool', () => {
     expect(answer!.citations).toEqual([{ index: 1, chunkId: 'd:1', quote: 'It “is” so.', pageStart: 3, pageEnd: 4 }]);
   });
 
+  it('reads documents, passages and memberships as Prisma’s raw queries do (int[], float8, nullable columns)', async () => {
+    const documentId = randomUUID();
+    await prisma.document.create({
+      data: {
+        id: documentId,
+        courseId,
+        title: 'Notes',
+        format: 'PDF',
+        pages: 3,
+        sizeBytes: 1234,
+        sha256: 'abc',
+        blobKey: 'k',
+        uploadedBy: 'u1',
+        status: 'READY',
+        ocrPages: [2, 3],
+        ocrConfidence: 0.875,
+        taskId: randomUUID(),
+      },
+    });
+    await prisma.chunk.create({
+      data: {
+        id: `${documentId}:0`,
+        documentId,
+        courseId,
+        position: 0,
+        text: 'Light “is” energy.',
+        heading: null,
+        pageStart: 1,
+        pageEnd: 2,
+        charStart: 0,
+        charEnd: 18,
+        tokenCount: 3,
+      },
+    });
+    await prisma.courseMember.create({ data: { courseId, userId: 'u1', role: 'TEACHER' } });
+    for (const statement of [
+      Prisma.sql`SELECT * FROM "Document" WHERE id = ANY(${[documentId]}::uuid[])`,
+      Prisma.sql`SELECT * FROM "Chunk" WHERE id = ANY(${[`${documentId}:0`]}::text[]) AND "courseId" = ${courseId}::uuid`,
+      Prisma.sql`SELECT * FROM "CourseMember" WHERE "userId" = ${'u1'} AND "courseId" = ANY(${[courseId]}::uuid[])`,
+      Prisma.sql`SELECT "searchVersion" FROM "Course" WHERE id = ${courseId}::uuid`,
+    ]) {
+      const direct = await sqlOf(prisma)<Record<string, unknown>>(statement);
+      expect(direct).toHaveLength(1);
+      expect(direct).toEqual(await prisma.$queryRaw<Record<string, unknown>[]>(statement));
+    }
+    // And as the client's own model queries give them, which the code these replace used.
+    const [document] = await sqlOf(prisma)<Record<string, unknown>>(Prisma.sql`SELECT * FROM "Document" WHERE id = ${documentId}::uuid`);
+    expect(document).toEqual(await prisma.document.findUnique({ where: { id: documentId } }));
+    const [chunk] = await sqlOf(prisma)<Record<string, unknown>>(
+      Prisma.sql`SELECT * FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`,
+    );
+    expect(chunk).toEqual(await prisma.chunk.findFirst({ where: { documentId } }));
+  });
+
   it('sends parameters as Prisma does (dates, booleans, arrays, nested fragments) and counts its statements', async () => {
     const before = (await registry.getSingleMetric('db_queries_total')!.get()).values[0]?.value ?? 0;
     const at = new Date('2026-12-01T12:00:00.001Z');

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { assertUuid, requireCourseMember, requireCourseTeacher, type AccessContext } from '@lib/access.js';
 import type { BlobStore } from '@lib/blob/store.js';
-import type { Document, PrismaClient } from '@lib/db/client.js';
+import { Prisma, sqlOf, type Document, type PrismaClient } from '@lib/db/client.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
 import type { Logger } from '@lib/logger.js';
@@ -50,10 +50,15 @@ export interface DocumentContext extends AccessContext {
 }
 
 export function createDocumentLoaders(prisma: PrismaClient) {
+  // Straight on the pool (sqlOf): every search resolves its passages' documents through here.
   const byKey = <K extends 'id' | 'taskId'>(key: K) =>
     new DataLoader<string, Document | null>(async (ids) => {
-      const rows = await prisma.document.findMany({ where: { [key]: { in: [...ids] } } });
-      const map = new Map(rows.map((d) => [d[key] as string, d]));
+      const rows = await sqlOf(prisma)<Document>(
+        key === 'id'
+          ? Prisma.sql`SELECT * FROM "Document" WHERE id = ANY(${[...ids]}::uuid[])`
+          : Prisma.sql`SELECT * FROM "Document" WHERE "taskId" = ANY(${[...ids]}::uuid[])`,
+      );
+      const map = new Map<string, Document>(rows.map((d) => [d[key] as string, d]));
       return ids.map((id) => map.get(id) ?? null);
     });
   return {

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
-import type { Chunk } from '@lib/db/client.js';
+import { Prisma, sqlOf, type Chunk } from '@lib/db/client.js';
 import { badInput, notFound } from '@lib/errors.js';
 import { tokenize } from '@lib/search/lexical.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
@@ -108,11 +108,11 @@ export async function searchPassages(
   // The course and the caller's membership are read together (one round trip of waiting, not two);
   // an unknown course is still NOT_FOUND before a stranger is FORBIDDEN.
   const [found, member] = await Promise.allSettled([
-    ctx.prisma.course.findUnique({ where: { id: courseId }, select: { searchVersion: true } }),
+    sqlOf(ctx.prisma)<{ searchVersion: number }>(Prisma.sql`SELECT "searchVersion" FROM "Course" WHERE id = ${courseId}::uuid`),
     requireCourseMember(ctx, courseId),
   ]);
   if (found.status === 'rejected') throw found.reason;
-  const course = found.value;
+  const course = found.value[0];
   if (!course) throw notFound('Course');
   if (member.status === 'rejected') throw member.reason;
 
@@ -131,7 +131,9 @@ export async function searchPassages(
   const end = metrics.seconds.startTimer({ store: retrieval.store.kind });
   const ranked = await retrieval.search({ courseId, query, limit, documentIds, searchVersion: course.searchVersion });
   end();
-  const rows = await ctx.prisma.chunk.findMany({ where: { id: { in: ranked.map((r) => r.id) }, courseId } });
+  const rows = await sqlOf(ctx.prisma)<Chunk>(
+    Prisma.sql`SELECT * FROM "Chunk" WHERE id = ANY(${ranked.map((r) => r.id)}::text[]) AND "courseId" = ${courseId}::uuid`,
+  );
   const byId = new Map<string, Chunk>(rows.map((c) => [c.id, c]));
   const queryTerms = new Set(tokenize(query));
   const passages = ranked.flatMap((r) => {
