@@ -104,7 +104,7 @@ async function main() {
     prisma,
     retrieval,
     model,
-    // Its own connection, pipelining automatically: pieces of many answers flushed in one tick travel in one write.
+    // Its own connection, pipelining automatically: pieces that happen to be flushed in the same turn travel in one write.
     publisher: createAnswerPublisher(publisherRedis),
     cache: createAnswerCache(cacheRedis, env.LLM_CACHE_TTL_S),
     budget: createTokenBudget(redis, env.LLM_DAILY_TOKENS_PER_USER),
