@@ -98,14 +98,11 @@ async function main() {
     },
   });
 
-  const publisherRedis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true }));
-  publisherRedis.on('error', (err) => log.warn({ err: err.message }, 'answer publisher redis error'));
   const answerDeps: AnswerDeps = {
     prisma,
     retrieval,
     model,
-    // Its own connection, pipelining automatically: pieces that happen to be flushed in the same turn travel in one write.
-    publisher: createAnswerPublisher(publisherRedis),
+    publisher: createAnswerPublisher(redis),
     cache: createAnswerCache(cacheRedis, env.LLM_CACHE_TTL_S),
     budget: createTokenBudget(redis, env.LLM_DAILY_TOKENS_PER_USER),
     metrics: createTutorMetrics(metrics.registry),
@@ -151,14 +148,7 @@ async function main() {
       { name: 'http', run: () => new Promise<void>((resolve) => server.close(() => resolve())) },
       {
         name: 'clients',
-        run: () =>
-          Promise.all([
-            prisma.$disconnect(),
-            infra.close(),
-            answerQueue.close(),
-            publisherRedis.quit(),
-            cacheRedis === redis ? null : cacheRedis.quit(),
-          ]),
+        run: () => Promise.all([prisma.$disconnect(), infra.close(), answerQueue.close(), cacheRedis === redis ? null : cacheRedis.quit()]),
       },
     ],
   });
