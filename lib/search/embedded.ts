@@ -42,6 +42,9 @@ export interface EmbeddedStore extends VectorStore {
   indexStats(): { courses: number; bytes: number };
 }
 
+/** Between chunk ids when a batch of postings travels as one string (never in an id). */
+const SEPARATOR = '\u001f';
+
 /**
  * The store for one machine: an inverted index and dense vectors in the
  * PostgreSQL we already run, written in the same transaction as the chunks.
@@ -54,9 +57,6 @@ export interface EmbeddedStore extends VectorStore {
  * kept in step with the database by `Course.searchVersion`, with the same results as the SQL
  * below; the SQL ranks while a course's copy loads, when it does not fit, or when the copy is off.
  */
-/** Between chunk ids when a batch of postings travels as one string (never in an id). */
-const SEPARATOR = '\u001f';
-
 export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOptions = {}): EmbeddedStore {
   const k1 = opts.k1 ?? 1.2;
   const b = opts.b ?? 0.75;
