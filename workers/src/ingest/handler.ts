@@ -132,11 +132,13 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         // completes the task (nothing is visible before it commits; a crash or a cancel rolls it all back).
         let writer: Promise<void> = Promise.resolve();
         const writeFailed = new AbortController();
-        // Read first, written after (OCR, Qdrant, dense vectors): with lexical vectors only, they are made
-        // from each batch of chunks while the rest of the document is read, outside any transaction.
+        // Read first, written after (OCR possible, Qdrant, dense vectors): in the embedded store with
+        // lexical vectors only, they are made from each batch of chunks while the rest of the document is
+        // read, outside any transaction. Not for Qdrant: its sparse weights use the average passage length
+        // over the whole document, so they are made once it is read.
         const madeAhead: ChunkPoint[] = [];
         let madeUpTo = 0;
-        const makeAhead = retrieval.dense === null;
+        const makeAhead = embedded !== null && retrieval.dense === null;
         const writeBatch = (tx: Prisma.TransactionClient | null, all = false) => {
           if (!tx) {
             if (!makeAhead || (!all && chunks.length - madeUpTo < WRITE_BATCH) || chunks.length === madeUpTo) return;
