@@ -34,6 +34,8 @@ import { createQueryGuard, type QueryLimits } from './limits.js';
 import { unavailableResponses } from './unavailable.js';
 import { createSubgraphHealth } from './subgraph-health.js';
 
+/** How long a replaced supergraph's subgraph pools stay open for the queries planned on it (at least twice the subgraph's deadline). */
+const RETIRED_POOL_CLOSE_MS = 120_000;
 export interface RouterOptions {
   host: string;
   port: number;
@@ -160,6 +162,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     log,
   });
   const dataSources = new Map<string, SubgraphDataSource>();
+  const retiredSources = new Set<SubgraphDataSource>();
   const gateway = new ApolloGateway({
     supergraphSdl: new FileSupergraphManager(opts.supergraphPath, opts.supergraphPollMs, log),
     buildService: ({ name, url }) => {
@@ -167,10 +170,21 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       if (!target) throw new Error(`no URL for subgraph "${name}"`);
       subgraphTargets.set(name, target);
       const source = new SubgraphDataSource(name, target, opts.signer, fetchSeconds, opts.subgraphTimeoutMs(name), subgraphHealth);
-      // A new supergraph builds new data sources: the old one's pool closes once its requests are answered.
+      // A new supergraph builds new data sources. The old one's pool is closed a while later, not at
+      // once: a query planned on the old supergraph may still send its next fetch through it, and a
+      // closed pool refuses it (UND_ERR_CLOSED, which would read as the subgraph being down).
       const previous = dataSources.get(name);
       dataSources.set(name, source);
-      void previous?.close().catch(() => undefined);
+      if (previous) {
+        retiredSources.add(previous);
+        setTimeout(
+          () => {
+            retiredSources.delete(previous);
+            void previous.close().catch(() => undefined);
+          },
+          Math.max(RETIRED_POOL_CLOSE_MS, 2 * opts.subgraphTimeoutMs(name)),
+        ).unref();
+      }
       return source;
     },
     logger: log.child({ component: 'gateway' }),
@@ -283,7 +297,11 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       { name: 'subscriptions', run: () => subscriptions.close() },
       { name: 'http', run: () => apollo.stop() },
       { name: 'subgraph health', run: async () => subgraphHealth.close() },
-      { name: 'subgraph connections', run: () => Promise.all([...dataSources.values()].map((s) => s.close())).then(() => undefined) },
+      {
+        name: 'subgraph connections',
+        run: () =>
+          Promise.all([...dataSources.values(), ...retiredSources].map((s) => s.close().catch(() => undefined))).then(() => undefined),
+      },
       ...opts.closeSteps,
       // Last: readiness stays observable (503) on the internal port until the end.
       { name: 'ops', run: () => ops.close() },
