@@ -150,7 +150,8 @@ async function recordQuestion(
 
 /** A message of the caller's own conversations (any, for an admin). Strangers get NOT_FOUND. */
 export async function getMessage(ctx: MessageContext, rawId: string): Promise<Message> {
-  // Raw SQL on the pool (the same row, the same types as findUnique): the router reads every answer through here twice.
+  // Raw SQL on the pool (the same row, the same types as findUnique): the router reads every answer through here
+  // as its stream starts (and once more at its end when the done event cannot answer the subscriber).
   const [message] = await sqlOf(ctx.prisma)<Message>(Prisma.sql`SELECT * FROM "Message" WHERE id = ${assertUuid(rawId)}::uuid`);
   if (!message || (message.userId !== ctx.identity.userId && ctx.identity.role !== 'ADMIN')) throw notFound('Message');
   return message;
