@@ -7,6 +7,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
 import type { Exam, Prisma } from '@lib/db/client.js';
 import { startTask, taskByIdempotencyKey } from '@lib/tasks/store.js';
+import { taskView } from '@lib/tasks/view.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import { MAX_QUESTIONS, QUESTION_TYPES, DIFFICULTIES, type Difficulty, type QuestionType } from '@lib/exam/index.js';
 import type { ExamContext } from './context.js';
@@ -66,7 +67,6 @@ export function cleanTitle(raw: string): string {
   return title;
 }
 
-const taskRef = (id: string) => ({ __typename: 'Task', id });
 
 /**
  * Records the exam (GENERATING) and its task in one transaction, then enqueues
@@ -97,7 +97,7 @@ export async function generateExam(ctx: ExamContext, input: GenerateExamInput) {
       throw appError(ErrorCode.CONFLICT, 'This idempotencyKey was already used for another task');
   };
   const seen = await taskByIdempotencyKey(ctx.prisma, owner, key, checkExisting);
-  if (seen) return taskRef(seen.id);
+  if (seen) return taskView(seen);
 
   const ready = await ctx.prisma.document.findMany({
     where: { courseId, status: 'READY', ...(documentIds.length ? { id: { in: documentIds } } : {}) },
@@ -140,9 +140,9 @@ export async function generateExam(ctx: ExamContext, input: GenerateExamInput) {
         }),
     },
   );
-  if (!created) return taskRef(task.id);
+  if (!created) return taskView(task);
   ctx.log.info({ taskId, examId, courseId, questionCount: input.questionCount, types, difficulty, seed }, 'exam generation accepted');
-  return taskRef(taskId);
+  return taskView(task);
 }
 
 export interface ExamSettingsInput {

@@ -10,6 +10,7 @@ import type { JobQueues } from '@lib/jobs/queues.js';
 import type { Logger } from '@lib/logger.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
 import { startTask, taskByIdempotencyKey, type TaskStore } from '@lib/tasks/store.js';
+import { taskView } from '@lib/tasks/view.js';
 import {
   consumeUpload,
   createDailyUploadQuota,
@@ -82,8 +83,6 @@ export interface IngestInput {
   idempotencyKey?: string | null;
 }
 
-const taskRef = (id: string) => ({ __typename: 'Task', id });
-
 /** What the course's documents take in the blob store (failed ones keep their file too). */
 async function courseStorageUsed(db: Pick<PrismaClient, 'document'>, courseId: string): Promise<number> {
   const { _sum } = await db.document.aggregate({ where: { courseId }, _sum: { sizeBytes: true } });
@@ -123,7 +122,7 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
     if (task.courseId !== courseId) throw appError(ErrorCode.CONFLICT, 'This idempotencyKey was already used for another course');
   };
   const seen = await taskByIdempotencyKey(ctx.prisma, owner, key, checkExisting);
-  if (seen) return taskRef(seen.id);
+  if (seen) return taskView(seen);
   const quotas = ctx.docs.quotas ?? { dailyUploadBytesPerUser: 0, courseStorageBytes: 0 };
 
   let consumedUpload: UploadMeta | null = null;
@@ -206,9 +205,9 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
       },
     },
   );
-  if (!created) return taskRef(task.id);
+  if (!created) return taskView(task);
   ctx.log.info({ taskId, documentId, courseId, format: source.format, sizeBytes: source.sizeBytes }, 'ingestion accepted');
-  return taskRef(taskId);
+  return taskView(task);
 }
 
 export async function getDocument(ctx: DocumentContext, rawId: string) {

@@ -7,6 +7,7 @@ import { badInput, notFound } from '@lib/errors.js';
 import { tokenize } from '@lib/search/lexical.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
 import { startTask } from '@lib/tasks/store.js';
+import { taskView } from '@lib/tasks/view.js';
 import type { DocumentContext } from './documents.js';
 
 export const MAX_QUERY_CHARS = 1000;
@@ -186,5 +187,5 @@ export async function reindexCourse(ctx: SearchContext, rawCourseId: string) {
     },
   );
   if (!created) ctx.log.info({ taskId: task.id, courseId }, 're-index already under way; returning its task');
-  return { __typename: 'Task', id: task.id };
+  return taskView(task);
 }

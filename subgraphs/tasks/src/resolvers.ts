@@ -4,6 +4,7 @@ import type { PrismaClient, Task } from '@lib/db/client.js';
 import { DateTime } from '@lib/scalars.js';
 import type { SubgraphContext } from '@lib/subgraph-server.js';
 import { cancelTask, createTaskLoader, getTask, myTasks, retryTask, type TaskContext, type TaskDeps } from './tasks.js';
+import { taskError } from '@lib/tasks/view.js';
 
 export interface TasksContext extends SubgraphContext, TaskContext {}
 
@@ -29,7 +30,7 @@ export const resolvers: GraphQLResolverMap<TasksContext> = {
   },
   Task: {
     __resolveReference: (ref: { id: string }, ctx: TasksContext) => getTask(ctx, ref.id),
-    error: (task: Task) => (task.errorCode ? { code: task.errorCode, message: task.errorMessage ?? task.errorCode } : null),
+    error: (task: Task) => taskError(task),
     course: (task: Task) => ({ __typename: 'Course', id: task.courseId }),
   },
 };
