@@ -34,6 +34,7 @@ import { bullConnection } from '../lib/redis.js';
 import { createTaskEventPublisher } from '../lib/tasks/events.js';
 import { ensureDatabase } from './lib/database.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
+import { cpuMs, cpuReport, cpuSnapshot } from './lib/cpu.js';
 import { profileEnv as profileEnvFor } from './lib/profile.js';
 
 const { values } = parseArgs({
@@ -83,17 +84,6 @@ async function untilTerminal(ids: string[], timeoutMs: number): Promise<number> 
     if (Number(rows[0]!.n) === ids.length) return performance.now();
     if (Date.now() > deadline) throw new Error(`${ids.length - Number(rows[0]!.n)} tasks not finished after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** CPU time (user + system) of a process so far, in ms, from /proc. */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
   }
 }
 
@@ -196,7 +186,7 @@ if (PARTS.has('small')) {
     );
     const pid = stack.services['worker-1']!.child.pid;
     const cpu0 = cpuMs(pid);
-    const services = Object.entries(stack.services).map(([name, s]) => ({ name, pid: s.child.pid, before: cpuMs(s.child.pid) }));
+    const before = cpuSnapshot();
     const ids: string[] = [];
     const t0 = performance.now();
     let next = 0;
@@ -211,6 +201,7 @@ if (PARTS.has('small')) {
     const t1 = performance.now();
     const t2 = await untilTerminal(ids, 600_000);
     const cpu = cpuMs(pid) - cpu0;
+    const after = cpuSnapshot();
     const { rows } = await db.query<{ status: string; n: string }>(
       `SELECT status, count(*) AS n FROM "Task" WHERE id = ANY($1::uuid[]) GROUP BY status`,
       [ids],
@@ -223,13 +214,8 @@ ingestion, ${SMALL} short pasted documents (~${texts[0]!.length} characters), 16
         `worker CPU ${(cpu / SMALL).toFixed(1)} ms per document (${load()})`,
     );
     console.log(`  ${rows.map((r) => `${r.status} ${r.n}`).join(', ')}`);
-    console.log(
-      `  CPU per document, ms: ${services
-        .map((x) => ({ name: x.name, ms: (cpuMs(x.pid) - x.before) / SMALL }))
-        .filter((x) => x.ms >= 0.05)
-        .map((x) => `${x.name} ${x.ms.toFixed(1)}`)
-        .join(', ')}`,
-    );
+    const names = new Map([[process.pid, 'bench client'], ...Object.values(stack.services).map((x) => [x.child.pid!, x.name] as [number, string])]);
+    console.log(cpuReport(before, after, names, { count: SMALL, unit: 'document', others: ['bench client'] }));
     const problems = stack.services['worker-1']!.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter(
       (l) => Number(l['level']) >= 40,
     );

@@ -40,7 +40,7 @@
  * steady state of part 2 (<dir>/<service>.cpuprofile; open it in Chrome's DevTools).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { readdirSync, renameSync } from 'node:fs';
 import { ServerResponse } from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -57,6 +57,7 @@ import { startFakeOpenAI } from '../tests/support/openai-fake.js';
 import { makeLargePdf } from '../tests/support/pdf-fixtures.js';
 import { logEntries, startTestStack, type TestStack } from '../tests/support/stack.js';
 import { ensureDatabase } from './lib/database.js';
+import { cpuMs, cpuReport, cpuSnapshot, type CpuSnapshot } from './lib/cpu.js';
 import { profileEnv } from './lib/profile.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
 
@@ -189,94 +190,6 @@ function load() {
   return loadavg()
     .map((l) => l.toFixed(2))
     .join(' ');
-}
-
-/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux, 100 ticks a second). */
-function cpuMs(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** The machine's busy CPU time and every process's, in ms. */
-interface CpuSnapshot {
-  at: number;
-  busy: number;
-  processes: Map<number, { comm: string; ppid: number; ms: number }>;
-}
-function cpuSnapshot(): CpuSnapshot {
-  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-  const busy = ticks.slice(0, 8).reduce((s, t, i) => (i === 3 || i === 4 ? s : s + t), 0) * 10;
-  const processes = new Map<number, { comm: string; ppid: number; ms: number }>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      processes.set(Number(entry), {
-        comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(') ')),
-        ppid: Number(fields[1]),
-        ms: (Number(fields[11]) + Number(fields[12])) * 10,
-      });
-    } catch {} // gone meanwhile
-  }
-  return { at: epoch(), busy, processes };
-}
-
-/** The test profile's PostgreSQL postmaster, PgBouncer and Redis (their pid files under .data/test). */
-function infraPids() {
-  const root = resolve(fileURLToPath(import.meta.url), '../../.data/test');
-  const pid = (file: string) => {
-    try {
-      return Number(readFileSync(join(root, file), 'utf8').split('\n')[0]!.trim());
-    } catch {
-      return -1;
-    }
-  };
-  return { postgres: pid('pg/data/postmaster.pid'), pgbouncer: pid('pg/pgbouncer.pid'), redis: pid('redis/redis.pid') };
-}
-
-/** Where the CPU went between two snapshots: this bench's processes by name, the databases, everything else. */
-function cpuReport(before: CpuSnapshot, after: CpuSnapshot, names: Map<number, string>, answers?: number) {
-  const seconds = (after.at - before.at) / 1000;
-  const groups = new Map<string, number>();
-  let known = 0;
-  // This run's PostgreSQL (its postmaster and the backends it forked), PgBouncer and Redis, by pid: the
-  // machine may run other people's, which are theirs to count.
-  const infra = infraPids();
-  for (const [pid, p] of after.processes) {
-    const name =
-      names.get(pid) ??
-      (pid === infra.postgres || (p.ppid === infra.postgres && p.comm === 'postgres')
-        ? 'postgres'
-        : pid === infra.pgbouncer
-          ? 'pgbouncer'
-          : pid === infra.redis
-            ? 'redis'
-            : '');
-    if (!name) continue;
-    const used = p.ms - (before.processes.get(pid)?.ms ?? 0);
-    groups.set(name, (groups.get(name) ?? 0) + used);
-    known += used;
-  }
-  const busy = after.busy - before.busy;
-  groups.set('other processes', Math.max(0, busy - known));
-  const parts = [...groups].map(([name, used]) => `${name} ${(used / 1000).toFixed(2)}`).join(', ');
-  const line =
-    `  CPU over ${seconds.toFixed(1)} s: machine busy ${(busy / 1000).toFixed(2)} s of ${(seconds * availableParallelism()).toFixed(2)} ` +
-    `(${((100 * busy) / (seconds * 1000 * availableParallelism())).toFixed(0)}%); by process, s: ${parts}`;
-  if (!answers) return line;
-  // Per answer: the four subgraphs apart (chat is the one that matters), the databases together.
-  const ours = [...groups].filter(([name]) => name !== 'other processes' && name !== 'bench clients' && name !== 'fake model');
-  const total = ours.reduce((sum, [, used]) => sum + used, 0);
-  return (
-    `${line}\n  CPU per answer (${answers} answers), ms: ${ours.map(([name, used]) => `${name} ${(used / answers).toFixed(1)}`).join(', ')}` +
-    `; the project's processes together ${(total / answers).toFixed(1)}`
-  );
 }
 
 /** One question and everything timed about its answer (epoch ms). */
@@ -760,7 +673,7 @@ async function main() {
         ['  (mutation response -> SNAPSHOT received: subscribing)', (a) => a.askedAt, (a) => a.snapshotAt],
         ['  (first text received after the SNAPSHOT)', (a) => a.snapshotAt, (a) => a.firstTextAt],
       ]);
-      console.log(cpuReport(before, after, names(s, fake), cpuAnswers));
+      console.log(cpuReport(before, after, names(s, fake), cpuAnswers ? { count: cpuAnswers, unit: 'answer', others: ['bench clients', 'fake model'] } : undefined));
       console.log(benchEld());
       // A failed answer never had a first token: it counts as the slowest in the summary.
       return [...ttft, ...failed.map(() => Infinity)];
