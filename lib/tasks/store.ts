@@ -1,4 +1,4 @@
-import { Prisma, type PrismaClient, type Task } from '../db/client.js';
+import { Prisma, sqlOf, type PrismaClient, type Task } from '../db/client.js';
 import type { JobName, JobPayload } from '../jobs/contracts.js';
 import type { JobQueues } from '../jobs/queues.js';
 import type { Logger } from '../logger.js';
@@ -150,20 +150,45 @@ export interface TaskStart<N extends JobName> {
   idempotencyKey?: string | null;
   /** Throws when the task already made with this key is not one to return (see taskByIdempotencyKey). */
   checkExisting?: (task: Task) => void;
-  /** In the transaction, before the task row: a task returned here is used instead of a new one (nothing is written). */
+  /**
+   * The task's subject (its document, its exam), written by the task's own statement: an
+   * `INSERT ... SELECT ... FROM task`, where `task` is the new row (a WITH clause of the statement).
+   */
+  subject?: Prisma.Sql;
+  /**
+   * A condition checked by the same statement: a SELECT that returns a row when the task may be
+   * written; it may lock what it reads (FOR UPDATE) for that statement. No row: nothing is written,
+   * onRollback runs, then `refused`, which throws the caller's error.
+   */
+  guard?: { sql: Prisma.Sql; refused: () => Promise<never> };
+  /**
+   * In a transaction, before the task row (a lock, a lookup): a task returned here is used instead
+   * of a new one (nothing is written). Not with `subject` or `guard`.
+   */
   before?: (tx: Prisma.TransactionClient) => Promise<Task | null | void>;
-  /** In the transaction, after the task row: the task's subject (its document, its exam). */
-  after?: (tx: Prisma.TransactionClient) => Promise<unknown>;
-  /** When the transaction fails, before a lost idempotency race is resolved: give back what was taken for it. */
+  /** When the write fails, before a lost idempotency race is resolved: give back what was taken for it. */
   onRollback?: () => Promise<unknown>;
 }
 
 /**
- * Records a task (ACCEPTED) with what it works on in one transaction, then enqueues its job
- * (job id = task id) and announces it. If Redis fails after the commit, the worker's reconciler
- * enqueues the task later: a task never stays without its job. Two requests with the same
- * idempotency key at once: the loser returns the winner's task. `created` is false when an
- * existing task was returned.
+ * A unique constraint refused the row: PostgreSQL's 23505, from the pool (node-postgres) or from a
+ * raw statement through Prisma (P2010, the driver adapter's error in its meta); P2002 from a model call.
+ */
+const isUniqueViolation = (err: unknown) => {
+  if (!(err instanceof Prisma.PrismaClientKnownRequestError))
+    return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';
+  const cause = (err.meta as { driverAdapterError?: { cause?: { originalCode?: unknown } } } | undefined)?.driverAdapterError?.cause;
+  return err.code === 'P2002' || (err.code === 'P2010' && cause?.originalCode === '23505');
+};
+
+/**
+ * Records a task (ACCEPTED) with what it works on, atomically, then enqueues its job (job id =
+ * task id) and announces it. If Redis fails after the commit, the worker's reconciler enqueues
+ * the task later: a task never stays without its job. Two requests with the same idempotency key
+ * at once: the loser returns the winner's task. `created` is false when an existing task was
+ * returned. Without `before`, the guard, the task and its subject are one statement straight on
+ * the pool (sqlOf), not an interactive transaction through Prisma (four round trips at least):
+ * every pasted note starts here.
  */
 export async function startTask<N extends JobName>(
   { prisma, queues, tasks, log }: TaskStartDeps,
@@ -171,32 +196,44 @@ export async function startTask<N extends JobName>(
 ): Promise<{ task: Task; created: boolean }> {
   const key = spec.idempotencyKey ?? null;
   const taskId = spec.payload.taskId;
-  let result: { task: Task; created: boolean };
+  if (spec.before && (spec.subject || spec.guard)) throw new Error('startTask: `before` cannot go with `subject` or `guard`');
+  // createdAt takes its default; updatedAt (Prisma's @updatedAt, no default in the table) the same instant.
+  const insertTask = Prisma.sql`
+    INSERT INTO "Task" (id, kind, "ownerId", "courseId", "idempotencyKey", payload, message, "updatedAt")
+    SELECT ${taskId}::uuid, ${spec.kind}::"TaskKind", ${spec.ownerId}, ${spec.courseId}::uuid, ${key},
+           ${JSON.stringify(spec.payload)}::jsonb, 'Waiting for a worker', now()
+    ${spec.guard ? Prisma.sql`WHERE EXISTS (SELECT 1 FROM guard)` : Prisma.empty}
+    RETURNING *`;
+  let result: { task: Task; created: boolean } | null;
   try {
-    result = await prisma.$transaction(async (tx) => {
-      const found = spec.before ? await spec.before(tx) : null;
-      if (found) return { task: found, created: false };
-      const task = await tx.task.create({
-        data: {
-          id: taskId,
-          kind: spec.kind,
-          ownerId: spec.ownerId,
-          courseId: spec.courseId,
-          idempotencyKey: key,
-          payload: spec.payload,
-          message: 'Waiting for a worker',
-        },
+    if (!spec.before) {
+      const clauses = [
+        ...(spec.guard ? [Prisma.sql`guard AS (${spec.guard.sql})`] : []),
+        Prisma.sql`task AS (${insertTask})`,
+        ...(spec.subject ? [Prisma.sql`subject AS (${spec.subject})`] : []),
+      ];
+      const [task] = await sqlOf(prisma)<Task>(Prisma.sql`WITH ${Prisma.join(clauses)} SELECT * FROM task`);
+      result = task ? { task, created: true } : null;
+    } else {
+      const before = spec.before;
+      result = await prisma.$transaction(async (tx) => {
+        const found = await before(tx);
+        if (found) return { task: found, created: false };
+        const [task] = await tx.$queryRaw<Task[]>(insertTask);
+        return { task: task!, created: true };
       });
-      if (spec.after) await spec.after(tx);
-      return { task, created: true };
-    });
+    }
   } catch (err) {
     if (spec.onRollback) await spec.onRollback().catch(() => {});
-    if (key !== null && err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+    if (key !== null && isUniqueViolation(err)) {
       const winner = await taskByIdempotencyKey(prisma, spec.ownerId, key, spec.checkExisting ?? (() => {}));
       if (winner) return { task: winner, created: false };
     }
     throw err;
+  }
+  if (!result) {
+    if (spec.onRollback) await spec.onRollback().catch(() => {});
+    return spec.guard!.refused();
   }
   if (!result.created) return result;
   try {

@@ -5,7 +5,7 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
-import type { Exam, Prisma } from '@lib/db/client.js';
+import { Prisma, type Exam } from '@lib/db/client.js';
 import { startTask, taskByIdempotencyKey } from '@lib/tasks/store.js';
 import { taskView } from '@lib/tasks/view.js';
 import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
@@ -122,22 +122,11 @@ export async function generateExam(ctx: ExamContext, input: GenerateExamInput) {
       payload: { taskId, examId, courseId },
       idempotencyKey: key,
       checkExisting,
-      after: (tx) =>
-        tx.exam.create({
-          data: {
-            id: examId,
-            courseId,
-            title,
-            createdBy: owner,
-            status: 'GENERATING',
-            taskId,
-            documentIds,
-            questionCount: input.questionCount,
-            types,
-            difficulty,
-            seed,
-          },
-        }),
+      subject: Prisma.sql`
+        INSERT INTO "Exam" (id, "courseId", title, "createdBy", status, "taskId", "documentIds", "questionCount", types, difficulty, seed)
+        SELECT ${examId}::uuid, ${courseId}::uuid, ${title}, ${owner}, 'GENERATING', task.id, ${documentIds}::uuid[],
+               ${input.questionCount}, ${types}::"QuestionType"[], ${difficulty}::"ExamDifficulty", ${seed}
+        FROM task`,
     },
   );
   if (!created) return taskView(task);

@@ -2,12 +2,35 @@ import DataLoader from 'dataloader';
 import { requireCourseMember, requireCourseTeacher, assertUuid, type AccessContext, type CourseRole } from '@lib/access.js';
 import { appError, badInput, ErrorCode, forbidden, notFound } from '@lib/errors.js';
 import type { Identity } from '@lib/identity.js';
-import type { Course, CourseMember, PrismaClient } from '@lib/db/client.js';
+import { Prisma, sqlOf, type Course, type CourseMember, type PrismaClient } from '@lib/db/client.js';
 
 export interface CourseContext extends AccessContext {
   prisma: PrismaClient;
   courses: DataLoader<string, Course | null>;
   members: DataLoader<string, CourseMember[]>;
+}
+
+/**
+ * The course's `columns` once the caller passes `check` (requireCourseMember, requireCourseTeacher):
+ * the row and the membership are read together (one round trip of waiting, not two), straight on
+ * the pool (every search and every pasted note starts here); an unknown course is still NOT_FOUND
+ * before a stranger is FORBIDDEN.
+ */
+export async function courseIfAllowed<T>(
+  ctx: AccessContext & { prisma: PrismaClient },
+  courseId: string,
+  columns: Prisma.Sql,
+  check: (ctx: AccessContext, courseId: string) => Promise<unknown>,
+): Promise<T> {
+  const [found, allowed] = await Promise.allSettled([
+    sqlOf(ctx.prisma)<T>(Prisma.sql`SELECT ${columns} FROM "Course" WHERE id = ${courseId}::uuid`),
+    check(ctx, courseId),
+  ]);
+  if (found.status === 'rejected') throw found.reason;
+  const course = found.value[0];
+  if (!course) throw notFound('Course');
+  if (allowed.status === 'rejected') throw allowed.reason;
+  return course;
 }
 
 const USER_ID = /^[\w.@:|-]{1,128}$/;

@@ -9,6 +9,7 @@ import { appError, badInput, ErrorCode, notFound } from '@lib/errors.js';
 import type { JobQueues } from '@lib/jobs/queues.js';
 import type { Logger } from '@lib/logger.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
+import { courseIfAllowed } from './courses.js';
 import { startTask, taskByIdempotencyKey, type TaskStore } from '@lib/tasks/store.js';
 import { taskView } from '@lib/tasks/view.js';
 import {
@@ -83,16 +84,21 @@ export interface IngestInput {
   idempotencyKey?: string | null;
 }
 
-/** What the course's documents take in the blob store (failed ones keep their file too). */
-async function courseStorageUsed(db: Pick<PrismaClient, 'document'>, courseId: string): Promise<number> {
-  const { _sum } = await db.document.aggregate({ where: { courseId }, _sum: { sizeBytes: true } });
-  return _sum.sizeBytes ?? 0;
+/** What the course's documents take in the blob store (failed ones keep their file too): Course.storageBytes, kept by a trigger. */
+async function courseStorageUsed(prisma: PrismaClient, courseId: string): Promise<number> {
+  const [row] = await sqlOf(prisma)<{ bytes: number }>(Prisma.sql`SELECT "storageBytes"::float8 AS bytes FROM "Course" WHERE id = ${courseId}::uuid`);
+  if (!row) throw notFound('Course'); // deleted meanwhile
+  return row.bytes;
 }
 
 /** QUOTA_EXCEEDED when `bytes` more do not fit in the course's storage. */
 function checkCourseStorage(limitBytes: number, usedBytes: number, bytes: number) {
   if (limitBytes <= 0 || usedBytes + bytes <= limitBytes) return;
-  throw appError(
+  throw storageFull(limitBytes, usedBytes, bytes);
+}
+
+function storageFull(limitBytes: number, usedBytes: number, bytes: number) {
+  return appError(
     ErrorCode.QUOTA_EXCEEDED,
     `The course's storage is full: its documents take ${formatBytes(usedBytes)} of ${formatBytes(limitBytes)}, ` +
       `and this one needs ${formatBytes(bytes)} more; delete documents the course no longer needs`,
@@ -114,8 +120,7 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
   if (hasUpload === hasText) throw badInput('Give either uploadId or text', hasUpload ? 'text' : 'uploadId');
   const key = input.idempotencyKey?.trim() || null;
   if (key !== null && key.length > 200) throw badInput('idempotencyKey must be at most 200 characters', 'idempotencyKey');
-  if (!(await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) throw notFound('Course');
-  await requireCourseTeacher(ctx, courseId);
+  await courseIfAllowed(ctx, courseId, Prisma.sql`id`, requireCourseTeacher);
   const owner = ctx.identity.userId;
 
   const checkExisting = (task: { courseId: string }) => {
@@ -189,14 +194,27 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
       payload: { taskId, documentId, courseId },
       idempotencyKey: key,
       checkExisting,
-      before: async (tx) => {
-        if (quotas.courseStorageBytes > 0) {
-          // One ingestion of the course at a time past this point, so two cannot both take the last room.
-          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`course-storage:${courseId}`}, 0))`;
-          checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(tx, courseId), source.sizeBytes);
-        }
-      },
-      after: (tx) => tx.document.create({ data: { id: documentId, courseId, title, uploadedBy: owner, taskId, ...source } }),
+      // The room is checked by the statement that writes the document, the course row locked for it:
+      // two ingestions cannot both take the last room.
+      ...(quotas.courseStorageBytes > 0
+        ? {
+            guard: {
+              sql: Prisma.sql`
+                SELECT 1 FROM "Course"
+                WHERE id = ${courseId}::uuid AND "storageBytes" + ${source.sizeBytes} <= ${quotas.courseStorageBytes}
+                FOR UPDATE`,
+              // (Read again for the message: another document may have gone meanwhile, the figures say so.)
+              refused: async () => {
+                throw storageFull(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), source.sizeBytes);
+              },
+            },
+          }
+        : {}),
+      subject: Prisma.sql`
+        INSERT INTO "Document" (id, "courseId", title, "uploadedBy", "taskId", "blobKey", format, "sizeBytes", sha256, filename, "updatedAt")
+        SELECT ${documentId}::uuid, ${courseId}::uuid, ${title}, ${owner}, task.id, ${source.blobKey},
+               ${source.format}::"DocumentFormat", ${source.sizeBytes}, ${source.sha256}, ${source.filename}, now()
+        FROM task`,
       // Give the upload back, so the teacher can try again with the same id; drop a pasted text's file and its bytes.
       onRollback: async () => {
         if (consumedUpload) await saveUpload(ctx.docs.redis, consumedUpload).catch(() => {});

@@ -3,12 +3,13 @@ import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
 import { Prisma, sqlOf, type Chunk } from '@lib/db/client.js';
-import { badInput, notFound } from '@lib/errors.js';
+import { badInput } from '@lib/errors.js';
 import { tokenize } from '@lib/search/lexical.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
 import { startTask } from '@lib/tasks/store.js';
 import { taskView } from '@lib/tasks/view.js';
 import type { DocumentContext } from './documents.js';
+import { courseIfAllowed } from './courses.js';
 
 export const MAX_QUERY_CHARS = 1000;
 export const MAX_LIMIT = 100;
@@ -106,16 +107,7 @@ export async function searchPassages(
   if (documentIds && (documentIds.length === 0 || documentIds.length > MAX_DOCUMENT_IDS)) {
     throw badInput(`documentIds must list 1 to ${MAX_DOCUMENT_IDS} documents`, 'documentIds');
   }
-  // The course and the caller's membership are read together (one round trip of waiting, not two);
-  // an unknown course is still NOT_FOUND before a stranger is FORBIDDEN.
-  const [found, member] = await Promise.allSettled([
-    sqlOf(ctx.prisma)<{ searchVersion: number }>(Prisma.sql`SELECT "searchVersion" FROM "Course" WHERE id = ${courseId}::uuid`),
-    requireCourseMember(ctx, courseId),
-  ]);
-  if (found.status === 'rejected') throw found.reason;
-  const course = found.value[0];
-  if (!course) throw notFound('Course');
-  if (member.status === 'rejected') throw member.reason;
+  const course = await courseIfAllowed<{ searchVersion: number }>(ctx, courseId, Prisma.sql`"searchVersion"`, requireCourseMember);
 
   const { retrieval, cache, metrics } = ctx.search;
   const digest = createHash('sha256')
@@ -166,8 +158,7 @@ export async function searchPassages(
  */
 export async function reindexCourse(ctx: SearchContext, rawCourseId: string) {
   const courseId = assertUuid(rawCourseId, 'courseId');
-  if (!(await ctx.prisma.course.findUnique({ where: { id: courseId }, select: { id: true } }))) throw notFound('Course');
-  await requireCourseTeacher(ctx, courseId);
+  await courseIfAllowed(ctx, courseId, Prisma.sql`id`, requireCourseTeacher);
   const taskId = randomUUID();
   const { task, created } = await startTask(
     { prisma: ctx.prisma, queues: ctx.docs.queues, tasks: ctx.docs.tasks, log: ctx.log },
