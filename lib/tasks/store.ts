@@ -47,10 +47,12 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
         ? Prisma.sql`${Prisma.raw(`"${column}"`)} = ${value.sql}`
         : Prisma.sql`${Prisma.raw(`"${column}"`)} = ${column === 'status' ? Prisma.sql`${value}::"TaskStatus"` : value}`,
     );
-    const [task] = await db.$queryRaw<Task[]>`
+    const statement = Prisma.sql`
       UPDATE "Task" SET ${Prisma.join(assignments)}, "updatedAt" = ${new Date()}
       WHERE id = ${id}::uuid AND status = ANY(${from}::"TaskStatus"[])
       RETURNING *`;
+    // Outside a transaction straight on the pool (sqlOf): a worker starts every task here.
+    const [task] = db === prisma ? await sqlOf(prisma)<Task>(statement) : await db.$queryRaw<Task[]>(statement);
     return task ?? null;
   };
 

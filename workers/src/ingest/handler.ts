@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import type { BlobStore } from '@lib/blob/store.js';
-import type { Prisma, PrismaClient } from '@lib/db/client.js';
+import { Prisma, sqlOf, type Document, type PrismaClient } from '@lib/db/client.js';
 import { runTask } from '@lib/tasks/run.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import type { EmbeddedStore } from '@lib/search/embedded.js';
@@ -82,7 +82,7 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         kind: 'INGEST_DOCUMENT',
         taskId,
         load: async () => {
-          const document = await prisma.document.findUnique({ where: { id: documentId } });
+          const [document] = await sqlOf(prisma)<Document>(Prisma.sql`SELECT * FROM "Document" WHERE id = ${documentId}::uuid`);
           if (!document || document.taskId !== taskId) return null;
           courseId = document.courseId;
           return document;
@@ -235,21 +235,14 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
               await insertChunks(tx, document.courseId, documentId, chunks, points);
               if (embedded) await embedded.appendIn(tx, document.courseId, documentId, points);
             }
-            // Cached search results for the course are now stale.
-            await tx.$executeRaw`UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid`;
-            await tx.document.update({
-              where: { id: documentId },
-              data: {
-                status: 'READY',
-                pages,
-                chunkCount,
-                errorCode: null,
-                errorMessage: null,
-                ocrPages: parsed!.ocr.pages,
-                ocrConfidence: parsed!.ocr.confidence,
-                ocrSkippedPages: parsed!.ocr.skipped.map((s) => s.page),
-              },
-            });
+            // The document is READY, and the course's cached search results are stale (one statement).
+            await tx.$executeRaw`
+              WITH course AS (UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid)
+              UPDATE "Document"
+              SET status = 'READY', pages = ${pages}, "chunkCount" = ${chunkCount}, "errorCode" = NULL, "errorMessage" = NULL,
+                  "ocrPages" = ${parsed!.ocr.pages}::int[], "ocrConfidence" = ${parsed!.ocr.confidence}::float8,
+                  "ocrSkippedPages" = ${parsed!.ocr.skipped.map((s) => s.page)}::int[], "updatedAt" = ${new Date()}
+              WHERE id = ${documentId}::uuid`;
             return tasks.completeIn(tx, taskId, completionMessage(chunkCount, pages, parsed!.ocr));
           },
           // Streaming, the transaction is open while the document is read.
@@ -257,8 +250,9 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
           async (tx) => {
             // A run before this one may have completed and been retried: its chunks go (their postings and vectors with them).
             // Postings have no foreign key to their chunk (lib/search/embedded.ts): they go by document too.
-            await tx.$executeRaw`DELETE FROM "ChunkTerm" WHERE "documentId" = ${documentId}::uuid`;
-            await tx.$executeRaw`DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
+            await tx.$executeRaw`
+              WITH postings AS (DELETE FROM "ChunkTerm" WHERE "documentId" = ${documentId}::uuid)
+              DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
             if (streaming) await read(tx);
           },
         ).catch(async (err: unknown) => {
