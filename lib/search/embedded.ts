@@ -34,7 +34,12 @@ export interface EmbeddedStore extends VectorStore {
    * a document written in batches as it is read, after its old chunks were deleted (their
    * postings and vectors go with them).
    */
-  appendIn(tx: Db, courseId: string, documentId: string, points: ChunkPoint[]): Promise<void>;
+  /**
+   * Writes the points' postings (and dense vectors) in the caller's transaction. `alongside`: a
+   * data-modifying statement (the chunks' INSERT) sent as a WITH clause of the first postings
+   * statement, one round trip for both (postings have no foreign key to their chunk).
+   */
+  appendIn(tx: Db, courseId: string, documentId: string, points: ChunkPoint[], alongside?: Prisma.Sql): Promise<void>;
   search(query: EmbeddedSearchQuery): Promise<ScoredChunk[]>;
   /** Loads or refreshes the course's in-memory index now; null when it is off or the course does not fit. */
   warmIndex(courseId: string): Promise<{ version: number; chunks: number; postings: number; bytes: number } | null>;
@@ -67,7 +72,7 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
     log: opts.log,
   });
 
-  const appendIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[]) => {
+  const appendIn = async (tx: Db, courseId: string, documentId: string, points: ChunkPoint[], alongside?: Prisma.Sql) => {
     // Other processes see the change by the version the caller bumps in this transaction.
     indexes.invalidate(courseId);
     // In the primary key's order (course, term, chunk): inserts then touch neighbouring index pages,
@@ -81,10 +86,12 @@ export function createEmbeddedStore(prisma: PrismaClient, opts: EmbeddedStoreOpt
     // One INSERT per 50,000 postings, each column as one string that PostgreSQL splits
     // (string_to_array): as arrays, each of a book's 290,000 values was serialised by the driver and
     // passed through Prisma's query engine, ~0.5 s of the worker's CPU; as four strings, ~20 ms.
+    if (alongside && postings.length === 0) await tx.$executeRaw(alongside);
     for (let i = 0; i < postings.length; i += 50_000) {
       const slice = postings.slice(i, i + 50_000);
       const column = (f: (p: (typeof slice)[number]) => string | number, sep = ',') => slice.map(f).join(sep);
       await tx.$executeRaw`
+        ${i === 0 && alongside ? Prisma.sql`WITH alongside AS (${alongside})` : Prisma.empty}
         INSERT INTO "ChunkTerm" ("courseId", "termId", "chunkId", "documentId", tf, dl)
         SELECT ${courseId}::uuid, t, c, ${documentId}::uuid, f, l
         FROM unnest(string_to_array(${column((p) => p.termId)}, ',')::int[],

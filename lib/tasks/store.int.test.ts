@@ -51,7 +51,15 @@ describe('task store (PostgreSQL)', () => {
     expect(await tasks.progress(id, 1.5, 'Half')).toMatchObject({ progress: 1, message: 'Half' });
     expect(await tasks.progress(id, 0.25, 'A quarter')).toEqual(await prisma.task.findUniqueOrThrow({ where: { id } }));
 
-    const completed = await prisma.$transaction((tx) => tasks.completeIn(tx, id, 'Done'));
+    // The work's own writes go with the completion, in its statement.
+    const completed = await prisma.$transaction((tx) =>
+      tasks.completeIn(tx, id, 'Done', [
+        Prisma.sql`UPDATE "Course" SET "searchVersion" = "searchVersion" + 1, title = 'completed' WHERE id = ${courseId}::uuid`,
+        Prisma.sql`INSERT INTO "CourseMember" ("courseId", "userId", role) VALUES (${courseId}::uuid, 'completer', 'TEACHER')`,
+      ]),
+    );
+    expect(await prisma.course.findUniqueOrThrow({ where: { id: courseId } })).toMatchObject({ searchVersion: 1, title: 'completed' });
+    expect(await prisma.courseMember.count({ where: { courseId, userId: 'completer' } })).toBe(1);
     expect(completed).toEqual(await prisma.task.findUniqueOrThrow({ where: { id } }));
     expect(completed).toMatchObject({ status: 'COMPLETED', progress: 1, message: 'Done', errorCode: null, errorMessage: null });
     expect(completed!.finishedAt).toBeInstanceOf(Date);
@@ -105,10 +113,20 @@ describe('task store (PostgreSQL)', () => {
       });
       expect(created).toBe(true);
       expect(task).toEqual(await prisma.task.findUniqueOrThrow({ where: { id: taskId } }));
-      expect(task).toMatchObject({ status: 'ACCEPTED', progress: 0, attempts: 0, message: 'Waiting for a worker', payload: { taskId, documentId, courseId } });
+      expect(task).toMatchObject({
+        status: 'ACCEPTED',
+        progress: 0,
+        attempts: 0,
+        message: 'Waiting for a worker',
+        payload: { taskId, documentId, courseId },
+      });
       expect(task.updatedAt).toEqual(task.createdAt);
       if (!withBefore)
-        expect(await prisma.document.findUniqueOrThrow({ where: { id: documentId } })).toMatchObject({ taskId, courseId, status: 'PROCESSING' });
+        expect(await prisma.document.findUniqueOrThrow({ where: { id: documentId } })).toMatchObject({
+          taskId,
+          courseId,
+          status: 'PROCESSING',
+        });
       expect(enqueued).toContain(taskId);
       expect(published.some((e) => e.taskId === taskId && e.status === 'ACCEPTED')).toBe(true);
     });

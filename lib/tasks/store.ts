@@ -41,13 +41,14 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
    * SQL as identifiers, so only these (typed, never from input) may be set.
    */
   type Column = 'status' | 'attempts' | 'startedAt' | 'progress' | 'message' | 'finishedAt' | 'errorCode' | 'errorMessage';
-  const update = async (db: Db, id: string, from: TaskStatus[], set: Partial<Record<Column, unknown>>) => {
+  const update = async (db: Db, id: string, from: TaskStatus[], set: Partial<Record<Column, unknown>>, alongside: Prisma.Sql[] = []) => {
     const assignments = Object.entries(set).map(([column, value]) =>
       value instanceof SqlExpression
         ? Prisma.sql`${Prisma.raw(`"${column}"`)} = ${value.sql}`
         : Prisma.sql`${Prisma.raw(`"${column}"`)} = ${column === 'status' ? Prisma.sql`${value}::"TaskStatus"` : value}`,
     );
     const statement = Prisma.sql`
+      ${alongside.length ? Prisma.sql`WITH ${Prisma.join(alongside.map((sql, i) => Prisma.sql`${Prisma.raw(`alongside${i}`)} AS (${sql})`))}` : Prisma.empty}
       UPDATE "Task" SET ${Prisma.join(assignments)}, "updatedAt" = ${new Date()}
       WHERE id = ${id}::uuid AND status = ANY(${from}::"TaskStatus"[])
       RETURNING *`;
@@ -78,16 +79,28 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
     progress: async (id: string, progress: number, message: string) =>
       announce(await update(prisma, id, ['RUNNING'], { progress: Math.min(1, Math.max(0, progress)), message })),
 
-    /** Completion inside the caller's transaction (with the work's own writes); announce after commit. */
-    completeIn: (tx: Prisma.TransactionClient, id: string, message: string) =>
-      update(tx, id, ['RUNNING'], {
-        status: 'COMPLETED',
-        progress: 1,
-        message,
-        finishedAt: new Date(),
-        errorCode: null,
-        errorMessage: null,
-      }),
+    /**
+     * Completion inside the caller's transaction (with the work's own writes); announce after commit.
+     * `alongside`: data-modifying statements of the work (its subject READY) sent as WITH clauses of
+     * the completion, one round trip, each on rows of its own (PostgreSQL applies one change per row
+     * and statement). They run whether or not the task was RUNNING, so only in the transaction that
+     * holds the task row (TaskRun.complete).
+     */
+    completeIn: (tx: Prisma.TransactionClient, id: string, message: string, alongside: Prisma.Sql[] = []) =>
+      update(
+        tx,
+        id,
+        ['RUNNING'],
+        {
+          status: 'COMPLETED',
+          progress: 1,
+          message,
+          finishedAt: new Date(),
+          errorCode: null,
+          errorMessage: null,
+        },
+        alongside,
+      ),
 
     fail: async (id: string, code: string, message: string) =>
       announce(

@@ -45,9 +45,7 @@ const WRITE_BATCH = 200;
 const chunkText = (documentId: string) => (c: Chunk) => ({ id: `${documentId}:${c.position}`, position: c.position, text: c.text });
 
 /** Chunk rows in one statement (arrays, unnest): a parameter per column, not per value. */
-async function insertChunks(tx: Prisma.TransactionClient, courseId: string, documentId: string, chunks: Chunk[], points: ChunkPoint[]) {
-  if (!chunks.length) return;
-  await tx.$executeRaw`
+const chunkInsert = (courseId: string, documentId: string, chunks: Chunk[], points: ChunkPoint[]) => Prisma.sql`
     INSERT INTO "Chunk" (id, "documentId", "courseId", position, text, heading, "pageStart", "pageEnd", "charStart", "charEnd", "tokenCount")
     SELECT id, ${documentId}::uuid, ${courseId}::uuid, position, text, heading, ps, pe, cs, ce, tc
     FROM unnest(${chunks.map((c) => `${documentId}:${c.position}`)}::text[], ${chunks.map((c) => c.position)}::int[],
@@ -55,6 +53,20 @@ async function insertChunks(tx: Prisma.TransactionClient, courseId: string, docu
                 ${chunks.map((c) => c.pageStart)}::int[], ${chunks.map((c) => c.pageEnd)}::int[],
                 ${chunks.map((c) => c.charStart)}::int[], ${chunks.map((c) => c.charEnd)}::int[],
                 ${points.map((p) => p.terms.length)}::int[]) AS x(id, position, text, heading, ps, pe, cs, ce, tc)`;
+
+/** The chunks, then (the embedded store) their postings: one statement for both when they fit in one. */
+async function insertChunks(
+  tx: Prisma.TransactionClient,
+  embedded: EmbeddedStore | null,
+  courseId: string,
+  documentId: string,
+  chunks: Chunk[],
+  points: ChunkPoint[],
+) {
+  if (!chunks.length) return;
+  const insert = chunkInsert(courseId, documentId, chunks, points);
+  if (embedded) await embedded.appendIn(tx, courseId, documentId, points, insert);
+  else await tx.$executeRaw(insert);
 }
 
 /**
@@ -160,8 +172,7 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
             if (writeFailed.signal.aborted) return;
             try {
               const points = await retrieval.pointsFor(document.courseId, documentId, batch.map(chunkText(documentId)));
-              await insertChunks(tx, document.courseId, documentId, batch, points);
-              await embedded.appendIn(tx, document.courseId, documentId, points);
+              await insertChunks(tx, embedded, document.courseId, documentId, batch, points);
             } catch (err) {
               writeFailed.abort(err); // stops the parser: the transaction is lost anyway
             }
@@ -232,27 +243,31 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
         const completed = await complete(
           async (tx) => {
             if (!streaming) {
-              await insertChunks(tx, document.courseId, documentId, chunks, points);
-              if (embedded) await embedded.appendIn(tx, document.courseId, documentId, points);
+              await insertChunks(tx, embedded, document.courseId, documentId, chunks, points);
             }
-            // The document is READY, and the course's cached search results are stale (one statement).
-            await tx.$executeRaw`
-              WITH course AS (UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid)
-              UPDATE "Document"
-              SET status = 'READY', pages = ${pages}, "chunkCount" = ${chunkCount}, "errorCode" = NULL, "errorMessage" = NULL,
-                  "ocrPages" = ${parsed!.ocr.pages}::int[], "ocrConfidence" = ${parsed!.ocr.confidence}::float8,
-                  "ocrSkippedPages" = ${parsed!.ocr.skipped.map((s) => s.page)}::int[], "updatedAt" = ${new Date()}
-              WHERE id = ${documentId}::uuid`;
-            return tasks.completeIn(tx, taskId, completionMessage(chunkCount, pages, parsed!.ocr));
+            // The task completed, the document READY and the course's cached search results stale: one statement.
+            return tasks.completeIn(tx, taskId, completionMessage(chunkCount, pages, parsed!.ocr), [
+              Prisma.sql`UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid`,
+              Prisma.sql`
+                UPDATE "Document"
+                SET status = 'READY', pages = ${pages}, "chunkCount" = ${chunkCount}, "errorCode" = NULL, "errorMessage" = NULL,
+                    "ocrPages" = ${parsed!.ocr.pages}::int[], "ocrConfidence" = ${parsed!.ocr.confidence}::float8,
+                    "ocrSkippedPages" = ${parsed!.ocr.skipped.map((s) => s.page)}::int[], "updatedAt" = ${new Date()}
+                WHERE id = ${documentId}::uuid`,
+            ]);
           },
           // Streaming, the transaction is open while the document is read.
           (streaming ? config.parseTimeoutMs : 0) + 120_000,
           async (tx) => {
             // A run before this one may have completed and been retried: its chunks go (their postings and vectors with them).
             // Postings have no foreign key to their chunk (lib/search/embedded.ts): they go by document too.
-            await tx.$executeRaw`
-              WITH postings AS (DELETE FROM "ChunkTerm" WHERE "documentId" = ${documentId}::uuid)
-              DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
+            // Chunks are only ever written by the transaction that makes the document READY: a document
+            // still PROCESSING with no chunks counted has none (a statement less for every new document;
+            // a run that committed meanwhile is caught below, its chunks colliding with these).
+            if (document.status !== 'PROCESSING' || document.chunkCount > 0)
+              await tx.$executeRaw`
+                WITH postings AS (DELETE FROM "ChunkTerm" WHERE "documentId" = ${documentId}::uuid)
+                DELETE FROM "Chunk" WHERE "documentId" = ${documentId}::uuid`;
             if (streaming) await read(tx);
           },
         ).catch(async (err: unknown) => {
