@@ -214,7 +214,10 @@ ingestion, ${SMALL} short pasted documents (~${texts[0]!.length} characters), 16
         `worker CPU ${(cpu / SMALL).toFixed(1)} ms per document (${load()})`,
     );
     console.log(`  ${rows.map((r) => `${r.status} ${r.n}`).join(', ')}`);
-    const names = new Map([[process.pid, 'bench client'], ...Object.values(stack.services).map((x) => [x.child.pid!, x.name] as [number, string])]);
+    const names = new Map([
+      [process.pid, 'bench client'],
+      ...Object.values(stack.services).map((x) => [x.child.pid!, x.name] as [number, string]),
+    ]);
     console.log(cpuReport(before, after, names, { count: SMALL, unit: 'document', others: ['bench client'] }));
     // Where a job's time goes: in its handler (the worker's logs), or between jobs (BullMQ, the queue).
     const logged = stack.services['worker-1']!.lines.map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -43,7 +43,10 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
   },
 });
-const SIZES = values.sizes.split(',').map(Number).filter((n) => n > 0);
+const SIZES = values.sizes
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const ROUTER_DOCS = Number(values['router-docs']);
 const QUERIES = Number(values.queries);
 const CHUNKS_PER_DOC = 200;
@@ -286,7 +289,8 @@ async function throughRouter(docs: number) {
     await direct.query('VACUUM (ANALYZE) "ChunkTerm", "Chunk"');
     await direct.end();
 
-    const query = 'query($c: ID!, $q: String!) { search(courseId: $c, query: $q, limit: 10) { chunkId score pageStart text document { id title } } }';
+    const query =
+      'query($c: ID!, $q: String!) { search(courseId: $c, query: $q, limit: 10) { chunkId score pageStart text document { id title } } }';
     const one = async (q: string) => {
       const a = performance.now();
       const res = await stack.gql<{ search: unknown[] }>(query, { c: courseId, q }, { token });

@@ -673,7 +673,14 @@ async function main() {
         ['  (mutation response -> SNAPSHOT received: subscribing)', (a) => a.askedAt, (a) => a.snapshotAt],
         ['  (first text received after the SNAPSHOT)', (a) => a.snapshotAt, (a) => a.firstTextAt],
       ]);
-      console.log(cpuReport(before, after, names(s, fake), cpuAnswers ? { count: cpuAnswers, unit: 'answer', others: ['bench clients', 'fake model'] } : undefined));
+      console.log(
+        cpuReport(
+          before,
+          after,
+          names(s, fake),
+          cpuAnswers ? { count: cpuAnswers, unit: 'answer', others: ['bench clients', 'fake model'] } : undefined,
+        ),
+      );
       console.log(benchEld());
       // A failed answer never had a first token: it counts as the slowest in the summary.
       return [...ttft, ...failed.map(() => Infinity)];

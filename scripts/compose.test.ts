@@ -55,10 +55,9 @@ describe('supergraph composition', () => {
   });
 
   it('fields the starting subgraph does not provide still come from the tasks subgraph', () => {
-    expect(fetches(readFileSync('schema/supergraph.graphql', 'utf8'), 'mutation { reindexCourse(courseId: "c") { id course { id } } }')).toEqual([
-      'rag',
-      'tasks',
-    ]);
+    expect(
+      fetches(readFileSync('schema/supergraph.graphql', 'utf8'), 'mutation { reindexCourse(courseId: "c") { id course { id } } }'),
+    ).toEqual(['rag', 'tasks']);
     expect(fetches(readFileSync('schema/supergraph.graphql', 'utf8'), 'query { task(id: "t") { id status } }')).toEqual(['tasks']);
   });
 });

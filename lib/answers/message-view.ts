@@ -27,7 +27,21 @@ export const messageError = (m: Pick<MessageRow, 'errorCode' | 'errorMessage'>) 
  * through the gateway.
  */
 export const ROW_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
-  Message: new Set(['id', 'role', 'content', 'status', 'mode', 'citations', 'grounded', 'engine', 'model', 'cached', 'usage', 'error', 'createdAt']),
+  Message: new Set([
+    'id',
+    'role',
+    'content',
+    'status',
+    'mode',
+    'citations',
+    'grounded',
+    'engine',
+    'model',
+    'cached',
+    'usage',
+    'error',
+    'createdAt',
+  ]),
   Citation: new Set(['index', 'chunkId', 'document', 'pageStart', 'pageEnd', 'quote']),
   Document: new Set(['id']),
   TokenUsage: new Set(['promptTokens', 'completionTokens']),

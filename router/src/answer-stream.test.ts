@@ -193,7 +193,8 @@ const events = (messages: Record<string, unknown>[]) =>
   });
 
 describe('planAnswerStream: whether a done event’s row can answer the final read', () => {
-  const fromRow = (selection: string) => plan(`subscription($id: ID!) { answerStream(messageId: $id) { type ${selection} } }`, { id: 'm' }).fromRow;
+  const fromRow = (selection: string) =>
+    plan(`subscription($id: ID!) { answerStream(messageId: $id) { type ${selection} } }`, { id: 'm' }).fromRow;
 
   it('says yes for the message’s own fields, its citations (document ids only), usage and error, under aliases and fragments', () => {
     expect(fromRow('')).toBe(true);

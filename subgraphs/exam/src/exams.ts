@@ -67,7 +67,6 @@ export function cleanTitle(raw: string): string {
   return title;
 }
 
-
 /**
  * Records the exam (GENERATING) and its task in one transaction, then enqueues
  * the job (startTask: job id = task id; the worker's reconciler enqueues it if

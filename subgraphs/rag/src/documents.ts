@@ -86,7 +86,9 @@ export interface IngestInput {
 
 /** What the course's documents take in the blob store (failed ones keep their file too): Course.storageBytes, kept by a trigger. */
 async function courseStorageUsed(prisma: PrismaClient, courseId: string): Promise<number> {
-  const [row] = await sqlOf(prisma)<{ bytes: number }>(Prisma.sql`SELECT "storageBytes"::float8 AS bytes FROM "Course" WHERE id = ${courseId}::uuid`);
+  const [row] = await sqlOf(prisma)<{ bytes: number }>(
+    Prisma.sql`SELECT "storageBytes"::float8 AS bytes FROM "Course" WHERE id = ${courseId}::uuid`,
+  );
   if (!row) throw notFound('Course'); // deleted meanwhile
   return row.bytes;
 }
