@@ -18,7 +18,7 @@
  *    separate connections), then publishes progress events for random tasks as a worker would
  *    (write the row, publish the event) and measures publish -> subscriber receipt, p50/p99.
  *
- * --cpu-prof <dir>: the worker and the subgraphs write <dir>/<script>-<pid>.cpuprofile when they stop (open it in Chrome's
+ * --cpu-prof <dir>: the router, the worker and the subgraphs write <dir>/<script>-<pid>.cpuprofile when they stop (open it in Chrome's
  * DevTools or speedscope). Every figure is printed with the load average: the machine is shared.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -119,7 +119,7 @@ async function corpusBook(): Promise<{ path: string; pages: number } | null> {
 async function withWorker<T>(worker: Record<string, string>, run: (stack: TestStack) => Promise<T>): Promise<T> {
   const stack = await startTestStack({
     workers: 1,
-    router: { RATE_LIMIT_TEACHER: '1000000' },
+    router: { RATE_LIMIT_TEACHER: '1000000', ...profileEnv },
     subgraphs: profileEnv,
     worker: { PROGRESS_INTERVAL_MS: '250', ...worker, ...profileEnv },
   });

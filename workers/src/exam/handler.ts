@@ -170,8 +170,11 @@ export function createExamHandler({ prisma, tasks, model, cache, config }: ExamG
         const message = completionMessage(outcome);
         both.throwIfAborted();
 
-        // The task row is the lock: a cancel that got in first wins, and two runs cannot interleave.
+        // The task row is the lock, taken by its completion first: a cancel that got in first wins,
+        // and two runs cannot interleave.
         const completed = await complete(async (tx) => {
+          const task = await tasks.completeIn(tx, taskId, message);
+          if (!task) return null;
           const { count } = await tx.exam.updateMany({
             where: { id: examId, taskId },
             data: {
@@ -195,7 +198,7 @@ export function createExamHandler({ prisma, tasks, model, cache, config }: ExamG
           if (!count) return null; // deleted meanwhile (deleteExam cancels the task first)
           await tx.examQuestion.deleteMany({ where: { examId } });
           await tx.examQuestion.createMany({ data: outcome.questions.map((q, position) => ({ examId, position, ...draftColumns(q) })) });
-          return tasks.completeIn(tx, taskId, message);
+          return task;
         }, 60_000);
         if (typeof completed === 'string') {
           const cancelledMeanwhile = completed === 'cancelled';
