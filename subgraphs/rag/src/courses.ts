@@ -12,9 +12,9 @@ export interface CourseContext extends AccessContext {
 
 /**
  * The course's `columns` once the caller passes `check` (requireCourseMember, requireCourseTeacher):
- * the row and the membership are read together (one round trip of waiting, not two), straight on
- * the pool (every search and every pasted note starts here); an unknown course is still NOT_FOUND
- * before a stranger is FORBIDDEN.
+ * the row and the caller's role in it are read by one statement straight on the pool (every search
+ * and every pasted note starts here), the role primed into the membership loader that `check`
+ * asks. An unknown course is NOT_FOUND before a stranger is FORBIDDEN.
  */
 export async function courseIfAllowed<T>(
   ctx: AccessContext & { prisma: PrismaClient },
@@ -22,15 +22,15 @@ export async function courseIfAllowed<T>(
   columns: Prisma.Sql,
   check: (ctx: AccessContext, courseId: string) => Promise<unknown>,
 ): Promise<T> {
-  const [found, allowed] = await Promise.allSettled([
-    sqlOf(ctx.prisma)<T>(Prisma.sql`SELECT ${columns} FROM "Course" WHERE id = ${courseId}::uuid`),
-    check(ctx, courseId),
-  ]);
-  if (found.status === 'rejected') throw found.reason;
-  const course = found.value[0];
-  if (!course) throw notFound('Course');
-  if (allowed.status === 'rejected') throw allowed.reason;
-  return course;
+  if (!ctx.identity) await check(ctx, courseId); // UNAUTHENTICATED
+  const [row] = await sqlOf(ctx.prisma)<T & { callerRole: CourseRole | null }>(Prisma.sql`
+    SELECT ${columns}, (SELECT role FROM "CourseMember" WHERE "courseId" = c.id AND "userId" = ${ctx.identity.userId}) AS "callerRole"
+    FROM "Course" c WHERE c.id = ${courseId}::uuid`);
+  if (!row) throw notFound('Course');
+  const { callerRole, ...course } = row;
+  ctx.membership.prime(courseId, callerRole);
+  await check(ctx, courseId);
+  return course as T;
 }
 
 const USER_ID = /^[\w.@:|-]{1,128}$/;
