@@ -31,6 +31,7 @@ import { TASK_FIELDS, createCourse, ingest, upload, waitForTask } from '../tests
 import { makeLargePdf, scanPdf } from '../tests/support/pdf-fixtures.js';
 import { subscribe, type Subscription } from '../tests/support/ws.js';
 import { bullConnection } from '../lib/redis.js';
+import { createJobQueues } from '../lib/jobs/queues.js';
 import { createTaskEventPublisher } from '../lib/tasks/events.js';
 import { ensureDatabase } from './lib/database.js';
 import { infraDown, infraEnv, infraUp } from './infra.js';
@@ -276,11 +277,14 @@ if (PARTS.has('events')) {
   const stack = await startTestStack({ workers: 0, router: { RATE_LIMIT_TEACHER: '1000000', WS_MAX_CONNECTIONS_PER_USER: '100000' } });
   const publisher = createTaskEventPublisher(bullConnection(infra.REDIS_URL));
   const subs: Subscription<{ taskUpdated: { id: string; progress: number } }>[] = [];
+  // These tasks never run: their jobs and rows go at the end, or the next run's worker would take
+  // the jobs (their texts' files are gone with this stack) and fail them three times each.
+  const tasks: string[] = [];
+  let courseId = '';
   try {
     const owner = stack.user('fanout');
     const token = await stack.token(owner, 'TEACHER');
-    const courseId = await createCourse(stack, token, 'Fan-out');
-    const tasks: string[] = [];
+    courseId = await createCourse(stack, token, 'Fan-out');
     for (let i = 0; i < Math.ceil(SUBSCRIPTIONS / PER_TASK); i++)
       tasks.push((await ingest(stack, token, { courseId, title: `T${i}`, text: `Task ${i}` })).id);
     await db.query(`UPDATE "Task" SET status = 'RUNNING' WHERE id = ANY($1::uuid[])`, [tasks]);
@@ -333,6 +337,9 @@ if (PARTS.has('events')) {
   } finally {
     await Promise.all(subs.map((s) => s.dispose()));
     await publisher.close();
+    const queues = createJobQueues(bullConnection(infra.REDIS_URL), () => {});
+    await Promise.all(tasks.map((id) => queues.removeIfWaiting('INGEST_DOCUMENT', id))).finally(() => queues.close());
+    if (courseId) await db.query(`DELETE FROM "Course" WHERE id = $1::uuid`, [courseId]);
     await stack.stop();
   }
 }
