@@ -49,6 +49,11 @@ export interface SearchQuery {
   limit: number;
 }
 
+/** A chunk's id: its document's and its position in it (the same in PostgreSQL and in Qdrant's payload). */
+export const chunkIdOf = (documentId: string, position: number) => `${documentId}:${position}`;
+/** The document a chunk id names (chunkIdOf's first part). */
+export const documentIdOfChunk = (chunkId: string) => chunkId.slice(0, chunkId.lastIndexOf(':'));
+
 export interface ScoredChunk {
   id: string;
   score: number;

@@ -1,4 +1,5 @@
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
+import type { GraphQLResolveInfo } from 'graphql';
 import type { CourseRole } from '@lib/access.js';
 import type { Course, CourseMember } from '@lib/db/client.js';
 import { DateTime } from '@lib/scalars.js';
@@ -16,13 +17,18 @@ import {
 import type { Document } from '@lib/db/client.js';
 import { MAX_LIMIT, MAX_QUERY_CHARS, reindexCourse, searchPassages, type Passage } from './search.js';
 
+/** Whether the field being resolved selects `name` directly (a fragment spread or inline fragment is not looked into). */
+const selectsField = (info: GraphQLResolveInfo, name: string) =>
+  info.fieldNodes.some((node) => node.selectionSet?.selections.some((s) => s.kind === 'Field' && s.name.value === name));
+
 export const resolvers: GraphQLResolverMap<RagContext> = {
   DateTime,
   Query: {
     course: (_: unknown, { id }: { id: string }, ctx: RagContext) => getCourse(ctx, id),
     myCourses: (_: unknown, __: unknown, ctx: RagContext) => myCourses(ctx),
     document: (_: unknown, { id }: { id: string }, ctx: RagContext) => getDocument(ctx, id),
-    search: (_: unknown, args: Parameters<typeof searchPassages>[1], ctx: RagContext) => searchPassages(ctx, args),
+    search: (_: unknown, args: Parameters<typeof searchPassages>[1], ctx: RagContext, info: GraphQLResolveInfo) =>
+      searchPassages(ctx, args, selectsField(info, 'document')),
     limits: () => ({
       titleMaxChars: 200,
       pastedTextMaxChars: MAX_TEXT_CHARS,

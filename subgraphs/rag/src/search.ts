@@ -5,6 +5,7 @@ import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/acce
 import { Prisma, sqlOf, type Chunk } from '@lib/db/client.js';
 import { badInput } from '@lib/errors.js';
 import { tokenize } from '@lib/search/lexical.js';
+import { documentIdOfChunk } from '@lib/search/types.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
 import { startTask } from '@lib/tasks/store.js';
 import { taskView } from '@lib/tasks/view.js';
@@ -95,6 +96,8 @@ export function highlight(text: string, queryTerms: Set<string>): { matchedTerms
 export async function searchPassages(
   ctx: SearchContext,
   args: { courseId: string; query: string; limit?: number | null; documentIds?: string[] | null },
+  /** The query asks for Passage.document: the documents are read alongside the passages. */
+  withDocuments = false,
 ): Promise<Passage[]> {
   const courseId = assertUuid(args.courseId, 'courseId');
   const query = args.query.trim();
@@ -124,6 +127,8 @@ export async function searchPassages(
   const end = metrics.seconds.startTimer({ store: retrieval.store.kind });
   const ranked = await retrieval.search({ courseId, query, limit, documentIds, searchVersion: course.searchVersion });
   end();
+  // The passages' documents (Passage.document) load meanwhile, not after: their ids are in the chunks'.
+  if (withDocuments) void ctx.documents.loadMany([...new Set(ranked.map((r) => documentIdOfChunk(r.id)))]);
   const rows = await sqlOf(ctx.prisma)<Chunk>(
     Prisma.sql`SELECT * FROM "Chunk" WHERE id = ANY(${ranked.map((r) => r.id)}::text[]) AND "courseId" = ${courseId}::uuid`,
   );
@@ -146,7 +151,8 @@ export async function searchPassages(
       },
     ];
   });
-  await cache
+  // Not waited for: the answer does not depend on it.
+  void cache
     .set(key, JSON.stringify(passages), 'EX', CACHE_TTL_S)
     .catch((err: unknown) => ctx.log.warn({ err }, 'search cache write failed'));
   return passages;

@@ -5,7 +5,7 @@ import { runTask } from '@lib/tasks/run.js';
 import type { TaskStore } from '@lib/tasks/store.js';
 import type { EmbeddedStore } from '@lib/search/embedded.js';
 import type { Retrieval } from '@lib/search/retrieval.js';
-import type { ChunkPoint } from '@lib/search/types.js';
+import { chunkIdOf, type ChunkPoint } from '@lib/search/types.js';
 import { readOcr } from '../environment.js';
 import type { Handler } from '../handlers.js';
 import type { JobMetrics } from '../metrics.js';
@@ -42,13 +42,13 @@ export interface IngestDeps {
 /** Chunks written to the embedded store per statement while a document is read. */
 const WRITE_BATCH = 200;
 
-const chunkText = (documentId: string) => (c: Chunk) => ({ id: `${documentId}:${c.position}`, position: c.position, text: c.text });
+const chunkText = (documentId: string) => (c: Chunk) => ({ id: chunkIdOf(documentId, c.position), position: c.position, text: c.text });
 
 /** Chunk rows in one statement (arrays, unnest): a parameter per column, not per value. */
 const chunkInsert = (courseId: string, documentId: string, chunks: Chunk[], points: ChunkPoint[]) => Prisma.sql`
     INSERT INTO "Chunk" (id, "documentId", "courseId", position, text, heading, "pageStart", "pageEnd", "charStart", "charEnd", "tokenCount")
     SELECT id, ${documentId}::uuid, ${courseId}::uuid, position, text, heading, ps, pe, cs, ce, tc
-    FROM unnest(${chunks.map((c) => `${documentId}:${c.position}`)}::text[], ${chunks.map((c) => c.position)}::int[],
+    FROM unnest(${chunks.map((c) => chunkIdOf(documentId, c.position))}::text[], ${chunks.map((c) => c.position)}::int[],
                 ${chunks.map((c) => c.text)}::text[], ${chunks.map((c) => c.heading)}::text[],
                 ${chunks.map((c) => c.pageStart)}::int[], ${chunks.map((c) => c.pageEnd)}::int[],
                 ${chunks.map((c) => c.charStart)}::int[], ${chunks.map((c) => c.charEnd)}::int[],
