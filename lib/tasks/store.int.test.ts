@@ -152,7 +152,7 @@ describe('task store (PostgreSQL)', () => {
 
     /** A course storage guard as the rag subgraph's ingestDocument writes it: room for `limit` bytes. */
     const roomFor = (courseId: string, bytes: number, limit: number) => ({
-      sql: Prisma.sql`SELECT 1 FROM "Course" WHERE id = ${courseId}::uuid AND "storageBytes" + ${bytes} <= ${limit} FOR UPDATE`,
+      sql: Prisma.sql`SELECT 1 FROM "Course" WHERE id = ${courseId}::uuid AND "storageBytes" + ${bytes} <= ${limit} FOR NO KEY UPDATE`,
       refused: async () => {
         throw new Error('no room');
       },

@@ -83,8 +83,8 @@ export function createTaskStore(prisma: PrismaClient, events: TaskEventPublisher
      * Completion inside the caller's transaction (with the work's own writes); announce after commit.
      * `alongside`: data-modifying statements of the work (its subject READY) sent as WITH clauses of
      * the completion, one round trip, each on rows of its own (PostgreSQL applies one change per row
-     * and statement). They run whether or not the task was RUNNING, so only in the transaction that
-     * holds the task row (TaskRun.complete).
+     * and statement). They run whether or not the task was RUNNING: only in a transaction that rolls
+     * back when this returns null (TaskRun.complete does).
      */
     completeIn: (tx: Prisma.TransactionClient, id: string, message: string, alongside: Prisma.Sql[] = []) =>
       update(
@@ -172,7 +172,7 @@ export interface TaskStart<N extends JobName> {
   subject?: Prisma.Sql;
   /**
    * A condition checked by the same statement: a SELECT that returns a row when the task may be
-   * written; it may lock what it reads (FOR UPDATE) for that statement. No row: nothing is written,
+   * written; it may lock what it reads (FOR NO KEY UPDATE) for that statement. No row: nothing is written,
    * onRollback runs, then `refused`, which throws the caller's error.
    */
   guard?: { sql: Prisma.Sql; refused: () => Promise<never> };

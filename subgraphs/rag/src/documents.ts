@@ -166,9 +166,7 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
     const format = input.format ?? 'MARKDOWN';
     if (format === 'PDF') throw badInput('Pasted text cannot be a PDF; upload the file instead', 'format');
     const bytes = Buffer.from(text, 'utf8');
-    // The sum over the course's documents is only read when there is a limit (a query less per short text).
-    if (quotas.courseStorageBytes > 0)
-      checkCourseStorage(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), bytes.length);
+    // The course's storage is checked by the statement that records the document (startTask's guard).
     // Pasted text counts against the day's upload quota, as a file sent to POST /uploads does.
     const reservation = await dailyQuota.reserve(owner, bytes.length);
     if (!reservation.ok) {
@@ -196,15 +194,16 @@ export async function ingestDocument(ctx: DocumentContext, input: IngestInput) {
       payload: { taskId, documentId, courseId },
       idempotencyKey: key,
       checkExisting,
-      // The room is checked by the statement that writes the document, the course row locked for it:
-      // two ingestions cannot both take the last room.
+      // The room is checked by the statement that writes the document, the course row locked for it
+      // (FOR NO KEY UPDATE: as the trigger's update of storageBytes locks it, so two ingestions cannot
+      // both take the last room, while inserts elsewhere that only check the course's key are not held up).
       ...(quotas.courseStorageBytes > 0
         ? {
             guard: {
               sql: Prisma.sql`
                 SELECT 1 FROM "Course"
                 WHERE id = ${courseId}::uuid AND "storageBytes" + ${source.sizeBytes} <= ${quotas.courseStorageBytes}
-                FOR UPDATE`,
+                FOR NO KEY UPDATE`,
               // (Read again for the message: another document may have gone meanwhile, the figures say so.)
               refused: async () => {
                 throw storageFull(quotas.courseStorageBytes, await courseStorageUsed(ctx.prisma, courseId), source.sizeBytes);

@@ -93,6 +93,8 @@ export function highlight(text: string, queryTerms: Set<string>): { matchedTerms
  * work; results are cached in Redis per course and version (every change to
  * the course's chunks bumps the version, so stale results are never served).
  */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export async function searchPassages(
   ctx: SearchContext,
   args: { courseId: string; query: string; limit?: number | null; documentIds?: string[] | null },
@@ -128,7 +130,8 @@ export async function searchPassages(
   const ranked = await retrieval.search({ courseId, query, limit, documentIds, searchVersion: course.searchVersion });
   end();
   // The passages' documents (Passage.document) load meanwhile, not after: their ids are in the chunks'.
-  if (withDocuments) void ctx.documents.loadMany([...new Set(ranked.map((r) => documentIdOfChunk(r.id)))]);
+  // (Only well-formed ids: a malformed one would fail the whole batch, and the resolvers' loads with it.)
+  if (withDocuments) void ctx.documents.loadMany([...new Set(ranked.map((r) => documentIdOfChunk(r.id)))].filter((id) => UUID.test(id)));
   const rows = await sqlOf(ctx.prisma)<Chunk>(
     Prisma.sql`SELECT * FROM "Chunk" WHERE id = ANY(${ranked.map((r) => r.id)}::text[]) AND "courseId" = ${courseId}::uuid`,
   );

@@ -242,11 +242,9 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
 
         const completed = await complete(
           async (tx) => {
-            if (!streaming) {
-              await insertChunks(tx, embedded, document.courseId, documentId, chunks, points);
-            }
-            // The task completed, the document READY and the course's cached search results stale: one statement.
-            return tasks.completeIn(tx, taskId, completionMessage(chunkCount, pages, parsed!.ocr), [
+            // The task completed (the gate: null if it is not RUNNING any more), the document READY and
+            // the course's cached search results stale: one statement; then, read first, the chunks.
+            const task = await tasks.completeIn(tx, taskId, completionMessage(chunkCount, pages, parsed!.ocr), [
               Prisma.sql`UPDATE "Course" SET "searchVersion" = "searchVersion" + 1 WHERE id = ${document.courseId}::uuid`,
               Prisma.sql`
                 UPDATE "Document"
@@ -255,6 +253,8 @@ export function createIngestHandler({ prisma, tasks, blobs, metrics, config, ret
                     "ocrSkippedPages" = ${parsed!.ocr.skipped.map((s) => s.page)}::int[], "updatedAt" = ${new Date()}
                 WHERE id = ${documentId}::uuid`,
             ]);
+            if (task && !streaming) await insertChunks(tx, embedded, document.courseId, documentId, chunks, points);
+            return task;
           },
           // Streaming, the transaction is open while the document is read.
           (streaming ? config.parseTimeoutMs : 0) + 120_000,
