@@ -29,6 +29,8 @@ export interface AccessContext {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Ids are UUIDs; anything else is the caller's mistake, reported before any query. */
+export const isUuid = (id: string) => UUID.test(id);
+
 export function assertUuid(id: string, field = 'id'): string {
   if (!UUID.test(id)) throw badInput(`"${field}" must be a UUID`, field);
   return id.toLowerCase();

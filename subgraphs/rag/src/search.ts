@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { assertUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
+import { assertUuid, isUuid, requireCourseMember, requireCourseTeacher } from '@lib/access.js';
 import { Prisma, sqlOf, type Chunk } from '@lib/db/client.js';
 import { badInput } from '@lib/errors.js';
 import { tokenize } from '@lib/search/lexical.js';
@@ -93,8 +93,6 @@ export function highlight(text: string, queryTerms: Set<string>): { matchedTerms
  * work; results are cached in Redis per course and version (every change to
  * the course's chunks bumps the version, so stale results are never served).
  */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export async function searchPassages(
   ctx: SearchContext,
   args: { courseId: string; query: string; limit?: number | null; documentIds?: string[] | null },
@@ -131,7 +129,7 @@ export async function searchPassages(
   end();
   // The passages' documents (Passage.document) load meanwhile, not after: their ids are in the chunks'.
   // (Only well-formed ids: a malformed one would fail the whole batch, and the resolvers' loads with it.)
-  if (withDocuments) void ctx.documents.loadMany([...new Set(ranked.map((r) => documentIdOfChunk(r.id)))].filter((id) => UUID.test(id)));
+  if (withDocuments) void ctx.documents.loadMany([...new Set(ranked.map((r) => documentIdOfChunk(r.id)))].filter(isUuid));
   const rows = await sqlOf(ctx.prisma)<Chunk>(
     Prisma.sql`SELECT * FROM "Chunk" WHERE id = ANY(${ranked.map((r) => r.id)}::text[]) AND "courseId" = ${courseId}::uuid`,
   );
