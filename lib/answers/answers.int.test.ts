@@ -4,7 +4,16 @@ import { Redis } from 'ioredis';
 import { testInfra } from '../../tests/support/infra.js';
 import { createTokenBudget } from './budget.js';
 import { answerCacheKey, createAnswerCache, type AnswerCacheKey } from './cache.js';
-import { answerKey, createAnswerHub, createAnswerPublisher, readAnswerHistory, textOf, type AnswerStreamEvent } from './stream.js';
+import {
+  answerKey,
+  createAnswerHub,
+  createAnswerPublisher,
+  readAnswerHistory,
+  readAnswerStart,
+  recordAnswerRow,
+  textOf,
+  type AnswerStreamEvent,
+} from './stream.js';
 
 describe('answer streams, budgets and the answer cache in Redis', () => {
   let redis: Redis;
@@ -47,6 +56,33 @@ describe('answer streams, budgets and the answer cache in Redis', () => {
     const history = await readAnswerHistory(redis, id);
     expect(history.map((e) => e.type)).toEqual(['delta', 'reset', 'delta', 'done']);
     expect(textOf(history)).toBe('second try');
+  });
+
+  it('keeps the answer’s row at the head of its stream, apart from its events, with the stream’s expiry', async () => {
+    const id = randomUUID();
+    const row = { id, userId: 'u1', status: 'GENERATING', content: '', createdAt: new Date('2026-12-01T09:00:00Z') };
+    // Autopipelined, as the services' command connections are: the row's two commands still land together.
+    const piped = new Redis(testInfra().REDIS_URL, { enableAutoPipelining: true });
+    try {
+      await recordAnswerRow(piped, id, row);
+      const publisher = createAnswerPublisher(piped);
+      await publisher.publish(id, { type: 'delta', text: 'Hel' }, 1);
+      await publisher.publish(id, { type: 'delta', text: 'lo' }, 1);
+      const start = await readAnswerStart(piped, id);
+      expect(start.row).toEqual({ ...row, createdAt: '2026-12-01T09:00:00.000Z' });
+      // The row is not an event: sequence numbers start at 1 and old readers see only events.
+      expect(start.events.map((e) => e.seq)).toEqual([1, 2]);
+      expect(await readAnswerHistory(piped, id)).toEqual(start.events);
+      expect(await redis.ttl(answerKey(id))).toBeGreaterThan(3000);
+    } finally {
+      await piped.quit();
+    }
+    // No row (a stream written before rows were recorded, or one that expired): none read.
+    const other = randomUUID();
+    await createAnswerPublisher(redis).publish(other, { type: 'delta', text: 'x' }, 1);
+    expect((await readAnswerStart(redis, other)).row).toBeUndefined();
+    await redis.xadd(answerKey(other), '*', 'row', 'not json');
+    expect((await readAnswerStart(redis, other)).row).toBeUndefined();
   });
 
   it('leaves no listener behind when subscribing fails', async () => {

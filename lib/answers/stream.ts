@@ -16,6 +16,11 @@ import { z } from 'zod';
  * crash: the text so far is void) and `done` (the message reached a final
  * status; read it from the database, or from the row it carries). The stream expires an hour after its
  * last event: by then the message is final and its text is in the database.
+ *
+ * Besides its events the stream holds, under a field of its own (`row`, not `e`), the answer's
+ * row as the chat subgraph created it: a router starting a subscription for the person who asked
+ * shapes its SNAPSHOT from that row instead of reading the message through the gateway. It is not
+ * an event (no sequence number, never announced); readers of events skip it.
  */
 export const ANSWER_STREAM_TTL_S = 3600;
 
@@ -104,15 +109,52 @@ export function parseAnswerEvent(raw: string): AnswerStreamEvent | undefined {
   }
 }
 
-/** Every event of an answer so far, in order (empty once the stream has expired). */
-export async function readAnswerHistory(redis: Redis, messageId: string): Promise<AnswerStreamEvent[]> {
+const EVENT_FIELD = 'e';
+const ROW_FIELD = 'row';
+
+/**
+ * Records the answer's row, as just created, at the head of its stream (see above), with the
+ * stream's expiry. Only the one who created the message writes it, before any subscriber can know
+ * the message's id.
+ */
+export async function recordAnswerRow(redis: Redis, messageId: string, row: object): Promise<void> {
+  const key = answerKey(messageId);
+  const replies = await redis.pipeline().xadd(key, '*', ROW_FIELD, JSON.stringify(row)).expire(key, ANSWER_STREAM_TTL_S).exec();
+  const failed = replies?.find(([err]) => err)?.[0];
+  if (failed) throw failed;
+}
+
+export interface AnswerStart {
+  /** Every event so far, in order. */
+  events: AnswerStreamEvent[];
+  /** The row recorded as the answer was created (JSON: dates as strings), if it was. */
+  row: Record<string, unknown> | undefined;
+}
+
+/** Every event of an answer so far, in order, and its recorded row (empty once the stream has expired). */
+export async function readAnswerStart(redis: Redis, messageId: string): Promise<AnswerStart> {
   const entries = await redis.xrange(answerKey(messageId), '-', '+');
   const events: AnswerStreamEvent[] = [];
+  let row: Record<string, unknown> | undefined;
   for (const [, fields] of entries) {
-    const event = parseAnswerEvent(fields[1] ?? '');
-    if (event) events.push(event);
+    if (fields[0] === EVENT_FIELD) {
+      const event = parseAnswerEvent(fields[1] ?? '');
+      if (event) events.push(event);
+    } else if (fields[0] === ROW_FIELD && row === undefined) {
+      try {
+        const parsed: unknown = JSON.parse(fields[1] ?? '');
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) row = parsed as Record<string, unknown>;
+      } catch {
+        // not a row: ignored, the message is read through the gateway
+      }
+    }
   }
-  return events;
+  return { events, row };
+}
+
+/** Every event of an answer so far, in order (empty once the stream has expired). */
+export async function readAnswerHistory(redis: Redis, messageId: string): Promise<AnswerStreamEvent[]> {
+  return (await readAnswerStart(redis, messageId)).events;
 }
 
 /** The text the events spell out: deltas appended, a reset starting again. */

@@ -469,6 +469,9 @@ describe('answer streams', () => {
       query?: string;
       isOpen?: () => boolean;
       beforeRun?: () => void;
+      /** The row recorded in the answer's stream as it was created (given: the router reads it as it starts). */
+      recorded?: Record<string, unknown> | null;
+      viewerId?: string;
     } = {},
   ) => {
     const hub = fakeHub(opts.onListen);
@@ -477,7 +480,18 @@ describe('answer streams', () => {
       await new Promise((r) => setImmediate(r));
       return [...history];
     };
-    const streams = createAnswerStreams({ hub, readHistory, recheckMs: opts.recheckMs ?? 60_000, retryMs: 20, gapMs: opts.gapMs ?? 20 });
+    const readStart =
+      opts.recorded === undefined ? undefined : async () => ({ events: await readHistory(), row: opts.recorded ?? undefined });
+    const startReads: string[] = [];
+    const streams = createAnswerStreams({
+      hub,
+      readHistory,
+      ...(readStart ? { readStart } : {}),
+      recheckMs: opts.recheckMs ?? 60_000,
+      retryMs: 20,
+      gapMs: opts.gapMs ?? 20,
+      onStartRead: (source) => void startReads.push(source),
+    });
     let sent = 0;
     const start = async (variables: Record<string, unknown> = { id: ID }) => {
       const { document, operation, field } = parts(opts.query ?? SIMPLE);
@@ -492,6 +506,7 @@ describe('answer streams', () => {
         field,
         variables,
         run,
+        ...(opts.viewerId ? { viewerId: opts.viewerId } : {}),
         log,
         isOpen: opts.isOpen ?? (() => true),
         onMessage: () => void (sent += 1),
@@ -499,7 +514,7 @@ describe('answer streams', () => {
       if (!Array.isArray(out)) opened.push(out);
       return out;
     };
-    return { hub, gw, start, sent: () => sent };
+    return { hub, gw, start, sent: () => sent, startReads };
   };
   const started = async (s: ReturnType<typeof setup>, variables?: Record<string, unknown>) => {
     const out = await s.start(variables);
@@ -768,5 +783,71 @@ describe('answer streams', () => {
       { a: { k: 'DELTA', s: 2, msg: null } },
       { a: { k: 'DONE', s: 3, msg: { st: 'COMPLETE' } } },
     ]);
+  });
+
+  describe('the first message from a row in the stream', () => {
+    const recorded = {
+      id: ID,
+      userId: 'asker',
+      status: 'GENERATING',
+      content: '',
+      role: 'ASSISTANT',
+      createdAt: '2026-12-01T09:00:00.000Z',
+    };
+    const finalRow = { ...recorded, status: 'COMPLETE', content: 'Hello.' };
+    const doneWithRow = (seq: number): AnswerStreamEvent => ({ ...done(seq), message: finalRow }) as AnswerStreamEvent;
+
+    it('starts the asker’s own subscription from the row recorded as the answer was created: no read through the gateway', async () => {
+      // The gateway would say something else: it must not be asked.
+      fresh({ status: 'FAILED', content: 'from the gateway' }, [delta(1, 'Hel')]);
+      const s = setup({ recorded, viewerId: 'asker' });
+      const it = (await started(s)).results();
+      expect(events(await take(it, 1))).toEqual([['SNAPSHOT', 1, 'Hel', 'GENERATING:']]);
+      s.hub.emit(ID, delta(2, 'lo.'));
+      s.hub.emit(ID, doneWithRow(3));
+      expect(events(await take(it, 2))).toEqual([
+        ['DELTA', 2, 'lo.', null],
+        ['DONE', 3, '', 'COMPLETE:Hello.'],
+      ]);
+      expect(s.gw.calls).toHaveLength(0);
+      expect(s.startReads).toEqual(['row']);
+    });
+
+    it('answers at once from the done event’s row when the answer is already written', async () => {
+      fresh({ status: 'GENERATING', content: '' }, [delta(1, 'Hello.'), doneWithRow(2)]);
+      const s = setup({ recorded, viewerId: 'asker' });
+      const it = (await started(s)).results();
+      expect(events(await take(it, 2))).toEqual([
+        ['SNAPSHOT', 2, 'Hello.', 'COMPLETE:Hello.'],
+        ['DONE', 2, '', 'COMPLETE:Hello.'],
+      ]);
+      expect(await it.next()).toEqual({ done: true, value: undefined });
+      expect(s.gw.calls).toHaveLength(0);
+    });
+
+    it('reads through the gateway for anyone but the asker, without a row, for a done without one, or for fields a row lacks', async () => {
+      const cases: { what: string; opts: Parameters<typeof setup>[0]; events?: AnswerStreamEvent[] }[] = [
+        { what: 'another user (an admin, say)', opts: { recorded, viewerId: 'someone-else' } },
+        { what: 'no row recorded (a chat subgraph of before)', opts: { recorded: null, viewerId: 'asker' } },
+        { what: 'a row of another message', opts: { recorded: { ...recorded, id: 'msg-2' }, viewerId: 'asker' } },
+        { what: 'a done event without its row', opts: { recorded, viewerId: 'asker' }, events: [delta(1, 'x'), done(2, 'CANCELLED')] },
+        {
+          what: 'a field the row does not hold',
+          opts: {
+            recorded,
+            viewerId: 'asker',
+            query: 'subscription($id: ID!) { answerStream(messageId: $id) { type message { status myRating { helpful } } } }',
+          },
+        },
+      ];
+      for (const c of cases) {
+        fresh({ status: c.events ? 'CANCELLED' : 'GENERATING', content: c.events ? 'x' : '' }, c.events ?? [delta(1, 'x')]);
+        const s = setup(c.opts);
+        const it = (await started(s)).results();
+        await take(it, 1);
+        expect({ what: c.what, calls: s.gw.calls.length, reads: s.startReads }).toEqual({ what: c.what, calls: 1, reads: ['gateway'] });
+        await it.return();
+      }
+    });
   });
 });

@@ -28,7 +28,7 @@ import {
   type VariableDefinitionNode,
 } from 'graphql';
 import { messageCitations, messageError, messageUsage, ROW_FIELDS, type MessageRow } from '@lib/answers/message-view.js';
-import { textOf, type AnswerHub, type AnswerStreamEvent } from '@lib/answers/stream.js';
+import { textOf, type AnswerHub, type AnswerStart, type AnswerStreamEvent } from '@lib/answers/stream.js';
 import { ErrorCode } from '@lib/errors.js';
 import type { Logger } from '@lib/logger.js';
 
@@ -84,6 +84,11 @@ export interface AnswerStreamDeps {
   hub: Pick<AnswerHub, 'listen'> & Partial<Pick<AnswerHub, 'onReconnect'>>;
   /** Every event of the answer so far, in order (`readAnswerHistory`). */
   readHistory: (messageId: string) => Promise<AnswerStreamEvent[]>;
+  /**
+   * The same and the row recorded as the answer was created (`readAnswerStart`), read as a
+   * subscription starts. Without it (or without a row) the message is read through the gateway.
+   */
+  readStart?: (messageId: string) => Promise<AnswerStart>;
   /** How often the message's status is re-read while it is being written. */
   recheckMs: number;
   /** Delay before a read that failed in passing is tried again. */
@@ -92,6 +97,8 @@ export interface AnswerStreamDeps {
   gapMs?: number;
   /** Called for each final message: shaped from the done event's row, or read through the gateway (metrics). */
   onFinalRead?: (source: 'event' | 'gateway') => void;
+  /** Called for each subscription started: its first message shaped from a row in the stream, or read through the gateway (metrics). */
+  onStartRead?: (source: 'row' | 'gateway') => void;
 }
 
 export interface AnswerStreamRequest {
@@ -103,6 +110,11 @@ export interface AnswerStreamRequest {
   field: FieldNode;
   variables: Record<string, unknown>;
   run: RunQuery;
+  /**
+   * The subscriber's user id. A row in the answer's stream answers the first read only when it is
+   * theirs (the rule the chat subgraph applies to everyone but admins, who are read through the gateway).
+   */
+  viewerId?: string;
   log: Logger;
   /** False once the client's connection has closed (checked after every wait while starting). */
   isOpen: () => boolean;
@@ -345,6 +357,24 @@ function resultFromRow(plan: AnswerStreamPlan, row: Record<string, unknown>): Ga
   if (getNamedType(schema.getQueryType()?.getFields()['message']?.type)?.name !== 'Message') return undefined;
   const result = executeSync({ schema, document: plan.query, rootValue: { [ROW]: row }, variableValues: plan.variables });
   return result.errors?.length ? undefined : { data: result.data as Record<string, unknown> };
+}
+
+/**
+ * The first read of a subscription from rows in the answer's stream, when they can answer it: the
+ * final row a `done` event carries once there is one, else the row recorded as the answer was
+ * created (a `done` without a row: read through the gateway, which knows the final status). Only
+ * for the message's own asker.
+ */
+function firstReadFromRow(
+  plan: AnswerStreamPlan,
+  history: readonly AnswerStreamEvent[],
+  recorded: Record<string, unknown> | undefined,
+  viewerId: string,
+): GatewayResult | undefined {
+  const done = history.find((e) => e.type === 'done');
+  const row = done ? done.message : recorded;
+  if (!row || row['id'] !== plan.messageId || row['userId'] !== viewerId) return undefined;
+  return resultFromRow(plan, row);
 }
 
 // ---------------------------------------------------------------------------
@@ -828,10 +858,15 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
 
       // The message is read through the gateway meanwhile: it needs neither the listener nor the
       // history (its status only says whether the answer is already final; the text comes from the
-      // history, and a `done` the read missed is in the history or arrives live).
-      const reading = req
-        .run(plan.query, plan.variables)
-        .catch((err: unknown): GatewayResult => ({ errors: [{ message: err instanceof Error ? err.message : String(err) }] }));
+      // history, and a `done` the read missed is in the history or arrives live). Unless a row in
+      // the stream may answer instead (the asker's own answer, a query a row answers): then the
+      // gateway is asked only if it does not.
+      const readThroughGateway = () =>
+        req
+          .run(plan.query, plan.variables)
+          .catch((err: unknown): GatewayResult => ({ errors: [{ message: err instanceof Error ? err.message : String(err) }] }));
+      const rowMayAnswer = plan.fromRow && req.viewerId !== undefined && deps.readStart !== undefined;
+      let reading = rowMayAnswer ? undefined : readThroughGateway();
       // Listen first: an event published while the history is read is not lost.
       try {
         const unlisten = await deps.hub.listen(plan.messageId, (event) => session.accept(event));
@@ -848,8 +883,10 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
       if (gone()) return closedMeanwhile();
 
       let history: AnswerStreamEvent[];
+      let row: Record<string, unknown> | undefined;
       try {
-        history = await deps.readHistory(plan.messageId);
+        if (rowMayAnswer) ({ events: history, row } = await deps.readStart!(plan.messageId));
+        else history = await deps.readHistory(plan.messageId);
       } catch (err) {
         log.error({ err, messageId: plan.messageId }, 'answer stream: history unreadable');
         session.close();
@@ -857,7 +894,9 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
       }
       if (gone()) return closedMeanwhile();
 
-      const result = await reading;
+      const fromRow = rowMayAnswer ? firstReadFromRow(plan, history, row, req.viewerId!) : undefined;
+      deps.onStartRead?.(fromRow ? 'row' : 'gateway');
+      const result = fromRow ?? (await (reading ??= readThroughGateway()));
       if (gone()) return closedMeanwhile();
       const read = readMessage(result, plan.routerKey);
       if (read.kind !== 'message') {

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { createAnswerHub, readAnswerHistory } from '@lib/answers/stream.js';
+import { createAnswerHub, readAnswerHistory, readAnswerStart } from '@lib/answers/stream.js';
 import { createLocalBlobStore } from '@lib/blob/local.js';
 import { createAssertionSigner } from '@lib/internal-auth.js';
 import { bullConnection } from '@lib/redis.js';
@@ -18,7 +18,13 @@ async function main() {
   const log = createLogger({ service: 'router', level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const production = env.NODE_ENV === 'production';
 
-  const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'router' });
+  // Autopipelining: the rate limiter's and the answer streams' commands of one event-loop turn go out in one write.
+  const redis = new Redis(env.REDIS_URL, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+    connectionName: 'router',
+  });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
 
   // Upload records want a connection that queues while Redis reconnects (the rate limiter's fails fast).
@@ -32,7 +38,12 @@ async function main() {
 
   const router = await startRouter({
     events,
-    answers: { hub: answerHub, readHistory: (messageId) => readAnswerHistory(redis, messageId), recheckMs: env.ANSWER_RECHECK_MS },
+    answers: {
+      hub: answerHub,
+      readHistory: (messageId) => readAnswerHistory(redis, messageId),
+      readStart: (messageId) => readAnswerStart(redis, messageId),
+      recheckMs: env.ANSWER_RECHECK_MS,
+    },
     uploads: {
       blobStore: createLocalBlobStore(env.BLOB_DIR),
       redis: queueRedis,

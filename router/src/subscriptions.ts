@@ -323,7 +323,17 @@ export function startSubscriptions(deps: SubscriptionDeps) {
     labelNames: ['source'] as const,
     registers: [deps.registry],
   });
-  const answerStreams = createAnswerStreams({ ...deps.answers, onFinalRead: (source) => finalReads.inc({ source }) });
+  const startReads = new Counter({
+    name: 'answer_stream_start_reads_total',
+    help: "answerStream subscriptions started, by where their first message came from: a row in the answer's stream, or a read through the gateway",
+    labelNames: ['source'] as const,
+    registers: [deps.registry],
+  });
+  const answerStreams = createAnswerStreams({
+    ...deps.answers,
+    onFinalRead: (source) => finalReads.inc({ source }),
+    onStartRead: (source) => startReads.inc({ source }),
+  });
 
   const wss = new WebSocketServer({ server: deps.server, path: deps.path, maxPayload: 64 * 1024 });
 
@@ -565,6 +575,7 @@ export function startSubscriptions(deps: SubscriptionDeps) {
         field,
         variables,
         run: (query, vars, shareKey) => (shareKey ? runShared(state, query, print(query), vars, shareKey) : run(state, query, vars)),
+        viewerId: identity.userId,
         log: state.log,
         isOpen: () => !gone(),
         onMessage: () => messages.inc(),

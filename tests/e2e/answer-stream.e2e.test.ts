@@ -239,6 +239,56 @@ describe('answerStream over graphql-ws', () => {
     expect(await finalReads()).toEqual({ event: before.event + 1, gateway: before.gateway + 1 });
   });
 
+  it('starts the asker’s stream from the row askTutor recorded (no read through the gateway), and only theirs', async () => {
+    const startReads = async () => {
+      const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
+      const count = (source: string) =>
+        Number(new RegExp(`^answer_stream_start_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+      return { row: count('row'), gateway: count('gateway') };
+    };
+    await prisma.courseMember.upsert({
+      where: { courseId_userId: { courseId, userId: owner } },
+      create: { courseId, userId: owner, role: 'STUDENT' },
+      update: {},
+    });
+    const ASK = `mutation($input: AskTutorInput!) { askTutor(input: $input) { id status } }`;
+    const asked = await stack.gql<{ askTutor: { id: string; status: string } }>(
+      ASK,
+      { input: { courseId, conversationId, question: 'What does chlorophyll absorb?' } },
+      { token: ownerToken },
+    );
+    expect(asked.body.errors).toBeUndefined();
+    const id = asked.body.data!.askTutor.id;
+    // The chat subgraph wrote the row at the head of the answer's stream (no worker runs: nothing else is there).
+    const entries = await redis.xrange(answerKey(id), '-', '+');
+    expect(entries).toHaveLength(1);
+    const fields = entries[0]![1];
+    expect(fields[0]).toBe('row');
+    expect(JSON.parse(fields[1]!)).toMatchObject({ id, userId: owner, status: 'GENERATING', role: 'ASSISTANT' });
+
+    const FIELDS = `id role status content mode grounded engine cached createdAt error { code } citations { index }`;
+    const before = await startReads();
+    const sub = open<{ answerStream: { type: string; message: Record<string, unknown> } }>(
+      `subscription($id: ID!) { answerStream(messageId: $id) { type message { ${FIELDS} } } }`,
+      id,
+    );
+    const snapshot = await sub.until((d) => d.answerStream.type === 'SNAPSHOT');
+    expect(await startReads()).toEqual({ row: before.row + 1, gateway: before.gateway });
+    // Exactly what a read through the gateway gives.
+    const read = await stack.gql<{ message: unknown }>(`query($id: ID!) { message(id: $id) { ${FIELDS} } }`, { id }, { token: ownerToken });
+    expect(read.body.errors).toBeUndefined();
+    expect(snapshot.answerStream.message).toStrictEqual(read.body.data!.message);
+    sub.unsubscribe();
+
+    // Someone else, whatever the stream holds, is answered by the gateway: refused.
+    const stranger = open(STREAM, id, await stack.token(stack.user('stranger'), 'STUDENT'));
+    await expect(stranger.done).rejects.toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'NOT_FOUND' }) })]);
+    expect(stranger.messages).toEqual([]);
+    expect(await startReads()).toEqual({ row: before.row + 1, gateway: before.gateway + 1 });
+    // The answer ends here, as a cancelled one does (no worker runs in this stack).
+    await sqlOf(prisma)(Prisma.sql`UPDATE "Message" SET status = 'CANCELLED' WHERE id = ${id}::uuid`);
+  });
+
   it('sends a final answer whose stream has expired from the database', async () => {
     const id = await answer({ status: 'COMPLETE', content: 'Chlorophyll absorbs red and blue light.' });
     const sub = open(STREAM, id);

@@ -21,6 +21,8 @@ export interface AnswerDeps {
   publisher: AnswerPublisher;
   /** Publishes on the answer workers' control channel. */
   control: (channel: string, message: string) => Promise<unknown>;
+  /** Records a new answer's row at the head of its stream (lib/answers/stream.ts `recordAnswerRow`). */
+  recordRow: (messageId: string, row: object) => Promise<void>;
 }
 
 export interface MessageContext extends ConversationContext {
@@ -95,12 +97,18 @@ export async function askTutor(ctx: MessageContext, input: AskTutorInput): Promi
     answer = await recordQuestion(ctx, { courseId, conversationId, question, documentIds, mode });
     if (!answer) throw forbidden('You are not a member of this course');
   }
-  try {
-    await ctx.answers.queue.enqueue({ messageId: answer.id });
-  } catch (err) {
-    // The answer worker's sweeper enqueues GENERATING answers whose job is missing.
-    ctx.log.warn({ err, messageId: answer.id }, 'answer enqueue failed; the sweeper will retry');
-  }
+  const messageId = answer.id;
+  await Promise.all([
+    ctx.answers.queue.enqueue({ messageId }).catch((err: unknown) => {
+      // The answer worker's sweeper enqueues GENERATING answers whose job is missing.
+      ctx.log.warn({ err, messageId }, 'answer enqueue failed; the sweeper will retry');
+    }),
+    // Alongside the enqueue (the job's way to the worker is not made longer): the row lets the
+    // router start the asker's subscription without reading the message back through the gateway.
+    ctx.answers.recordRow(messageId, answer).catch((err: unknown) => {
+      ctx.log.warn({ err, messageId }, 'answer row not recorded; its stream reads the message through the gateway');
+    }),
+  ]);
   ctx.log.info({ messageId: answer.id, conversationId: answer.conversationId, courseId, mode }, 'tutor asked');
   return answer;
 }
