@@ -1,7 +1,8 @@
 /**
  * npm run bench:tutor [-- --pages 350 --questions 100 --concurrency 4 --askers 50 --rounds 3
  *                        --steady-seconds 20 --think-ms 0 --streams 200 --tokens 60
- *                        --answer-concurrency 256 --redis-db 7 --parts 1,2,3 --cpu-prof <dir>]
+ *                        --steady-tokens 60,20 --answer-concurrency 256 --workers 1 --redis-db 7 --parts 1,2,3
+ *                        --cpu-prof <dir>]
  *
  * The tutor end to end through the router, on a generated book ingested through the API, with
  * questions made of the book's own sentences:
@@ -16,9 +17,11 @@
  *    One asker at a time first (the uncontended figure); then a burst: `--askers` questions sent
  *    in the same millisecond, `--rounds` times (the worst case); then the steady state: `--askers`
  *    askers in a closed loop, each asking its next question as soon as its previous answer is
- *    DONE (0, the default: a saturation test) or after reading it for a random time (exponential,
+ *    DONE (`--think-ms` 0, the default) or after reading it for a random time (exponential,
  *    mean `--think-ms`, as independent people do; the first questions then spread over one mean
- *    think time), started over one second and run for `--steady-seconds`. Only
+ *    think time), started over one second and run for `--steady-seconds`, once per answer length
+ *    of `--steady-tokens` (60: two seconds an answer, every asker with a question in flight at
+ *    every moment; 20: two thirds of a second, a saturation test on two cores). Only
  *    questions sent once every asker has started and before the end count; the bench samples how
  *    many askers have a question outstanding, so the report shows the 50 really were at work.
  * 3. `--streams` answers streaming at once: the fake holds every request until all have arrived
@@ -70,6 +73,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'steady-seconds': { type: 'string', default: '20' },
     'think-ms': { type: 'string', default: '0' },
+    /** The steady state's answer lengths, in tokens: one run of it per length. */
+    'steady-tokens': { type: 'string', default: '60,20' },
     /** Which parts to run (part 1's stack always runs: it ingests the book); 4 comes with 3. */
     parts: { type: 'string', default: '1,2,3' },
     /** Profiles of the services over part 2's steady state, into this directory. */
@@ -77,6 +82,8 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '200' },
     tokens: { type: 'string', default: '60' },
     'answer-concurrency': { type: 'string', default: '256' },
+    /** Answer worker processes of parts 2 to 4 (each takes up to --answer-concurrency answers). */
+    workers: { type: 'string', default: '1' },
     'redis-db': { type: 'string', default: '7' },
     /** Extra settings, after the bench's own: `--set worker:ANSWER_FLUSH_MS=0 --set subgraphs:DB_POOL_MAX=20`. */
     set: { type: 'string', multiple: true, default: [] },
@@ -91,6 +98,7 @@ const ASKERS = Number(values.askers);
 const ROUNDS = Number(values.rounds);
 const STEADY_MS = Number(values['steady-seconds']) * 1000;
 const THINK_MS = Number(values['think-ms']);
+const STEADY_TOKENS = values['steady-tokens'].split(',').map((t) => Number(t.trim()));
 const PARTS = new Set(values.parts.split(',').map((p) => p.trim()));
 /** Steady-state askers start over this long. */
 const RAMP_MS = 1000;
@@ -321,10 +329,14 @@ function watch(socket: Client, a: Answer): Promise<void> {
 
 /** Fills in each answer's stages from the chat subgraph's and the worker's logs and from its Redis stream. */
 async function annotate(stack: TestStack, redis: Redis, answers: Answer[]) {
+  /** `service` ends with `*`: every process of that name (worker-1, worker-2...). */
   const when = (service: string, msg: string) => {
     const out = new Map<string, number>();
-    for (const e of logEntries(stack.services[service]?.lines ?? [])) {
-      if (e['msg'] === msg && typeof e['messageId'] === 'string') out.set(e['messageId'], Date.parse(String(e['time'])));
+    const names = service.endsWith('*') ? Object.keys(stack.services).filter((n) => n.startsWith(service.slice(0, -1))) : [service];
+    for (const name of names) {
+      for (const e of logEntries(stack.services[name]?.lines ?? [])) {
+        if (e['msg'] === msg && typeof e['messageId'] === 'string') out.set(e['messageId'], Date.parse(String(e['time'])));
+      }
     }
     return out;
   };
@@ -344,8 +356,8 @@ async function annotate(stack: TestStack, redis: Redis, answers: Answer[]) {
   }
   const [routerOps, chatOps] = [operations('router'), operations('chat')];
   const asked = when('chat', 'tutor asked');
-  const started = when('worker-1', 'answer started');
-  const retrieved = when('worker-1', 'passages retrieved');
+  const started = when('worker-*', 'answer started');
+  const retrieved = when('worker-*', 'passages retrieved');
   for (const a of answers) {
     if (!a.id) continue;
     const reqId = requestOf.get(a.id);
@@ -606,7 +618,7 @@ async function main() {
       fake.once('exit', (code) => reject(new Error(`the fake model exited with ${code}`)));
     });
     stack = await startTestStack({
-      workers: 1,
+      workers: Number(values.workers),
       startTimeoutMs: 120_000, // the machine is shared: a service may take long to start
       router: { ...LIMITS, ...PROFILE_ENV, ...EXTRA.router },
       subgraphs: { LLM_DAILY_TOKENS_PER_USER: '0', ...PROFILE_ENV, ...EXTRA.subgraphs },
@@ -729,8 +741,12 @@ async function main() {
         pass: p95 <= TARGETS.ttftP95,
       });
     }
-    if (PARTS.has('2')) {
-      // The steady state: ASKERS askers in a closed loop, each asking again as soon as its answer is DONE.
+    for (const [steadyRun, steadyTokens] of (PARTS.has('2') ? STEADY_TOKENS : []).entries()) {
+      // The steady state: ASKERS askers in a closed loop, each asking again as soon as its answer is DONE,
+      // once per answer length (at 30 tokens/s, 60 tokens take 2 s: every asker has a question in
+      // flight at every moment, about 24 answers/s; 20 tokens take 0.67 s: the machine saturates).
+      tell({ type: 'tokens', tokens: steadyTokens });
+      const stateLabel = `${ASKERS} askers, answers of ${steadyTokens} tokens (${(steadyTokens / TOKENS_PER_SECOND).toFixed(1)} s), think ${THINK_MS} ms`;
       const all: Answer[] = [];
       sockets = await openSockets(s, token, ASKERS);
       const started = epoch();
@@ -741,7 +757,8 @@ async function main() {
         const now = epoch();
         if (now >= from && now < until) busy.push(outstanding);
       }, 50);
-      const profiled = PROFILE_DIR ? Object.values(s.services) : [];
+      // Profiled: the first run only.
+      const profiled = PROFILE_DIR && steadyRun === 0 ? Object.values(s.services) : [];
       for (const service of profiled) service.child.kill('SIGUSR2'); // starts the profiler
       eld.reset();
       const before = cpuSnapshot();
@@ -774,12 +791,12 @@ async function main() {
       const seconds = (after.at - before.at) / 1000;
       console.log(
         `
-2. steady state: ${ASKERS} askers in a closed loop (think time ${THINK_MS} ms), ${(STEADY_MS / 1000).toFixed(0)} s after a ${RAMP_MS} ms ramp: ` +
+2. steady state: ${stateLabel}, a closed loop, ${(STEADY_MS / 1000).toFixed(0)} s after a ${RAMP_MS} ms ramp: ` +
           `${all.length} answers in ${seconds.toFixed(1)} s (${(all.length / seconds).toFixed(1)}/s), ${answers.length} counted; ` +
           `askers with a question outstanding, sampled every 50 ms: mean ${(busy.reduce((x, y) => x + y, 0) / busy.length).toFixed(1)}, min ${Math.min(...busy)}`,
       );
       const ttft = await ttftReport(
-        `steady state, ${ASKERS} askers in a closed loop (CPU: the whole run, ${all.length} answers)`,
+        `steady state, ${stateLabel} (CPU: the whole run, ${all.length} answers)`,
         answers,
         before,
         after,
@@ -792,12 +809,12 @@ async function main() {
         new RegExp(`^answer_stream_final_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
       console.log(`  final messages (part 2 so far): ${reads('event')} from the done event, ${reads('gateway')} read through the gateway`);
       summary.push({
-        label: `2. project TTFT, ${ASKERS} askers steady`,
+        label: `2. project TTFT, steady, ${steadyTokens}-token answers`,
         figure: `p50 ${ms(quantile(ttft, 0.5))}, p95 ${ms(p95)}, p99 ${ms(quantile(ttft, 0.99))}`,
         target: `p95 <= ${TARGETS.ttftP95} ms`,
         pass: p95 <= TARGETS.ttftP95,
       });
-      if (PROFILE_DIR) {
+      if (PROFILE_DIR && profiled.length) {
         for (const service of profiled) {
           // The hook writes <entry>-<pid>.cpuprofile (scripts/lib/profile.ts).
           const find = () => readdirSync(PROFILE_DIR).find((f) => f.endsWith(`-${service.child.pid}.cpuprofile`));
@@ -808,6 +825,8 @@ async function main() {
         console.log(`  CPU profiles of the steady state: ${PROFILE_DIR}/<service>.cpuprofile`);
       }
     }
+    tell({ type: 'tokens', tokens: TTFT_TOKENS });
+
     if (!PARTS.has('3')) throw SKIP;
 
     // Part 3: STREAMS answers streaming at once.
