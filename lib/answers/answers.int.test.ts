@@ -61,10 +61,12 @@ describe('answer streams, budgets and the answer cache in Redis', () => {
   it('keeps the answer’s row at the head of its stream, apart from its events, with the stream’s expiry', async () => {
     const id = randomUUID();
     const row = { id, userId: 'u1', status: 'GENERATING', content: '', createdAt: new Date('2026-12-01T09:00:00Z') };
-    // Autopipelined, as the services' command connections are: the row's two commands still land together.
+    // Autopipelined, as the services' command connections are.
     const piped = new Redis(testInfra().REDIS_URL, { enableAutoPipelining: true });
     try {
       await recordAnswerRow(piped, id, row);
+      // The row alone gives the stream its expiry (an answer whose worker never publishes still goes).
+      expect(await redis.ttl(answerKey(id))).toBeGreaterThan(3000);
       const publisher = createAnswerPublisher(piped);
       await publisher.publish(id, { type: 'delta', text: 'Hel' }, 1);
       await publisher.publish(id, { type: 'delta', text: 'lo' }, 1);

@@ -114,12 +114,11 @@ const ROW_FIELD = 'row';
 
 /**
  * Records the answer's row, as just created, at the head of its stream (see above), with the
- * stream's expiry. Only the one who created the message writes it, before any subscriber can know
- * the message's id.
+ * stream's expiry, atomically. Only the chat subgraph writes it, as it creates the message.
  */
 export async function recordAnswerRow(redis: Redis, messageId: string, row: object): Promise<void> {
   const key = answerKey(messageId);
-  const replies = await redis.pipeline().xadd(key, '*', ROW_FIELD, JSON.stringify(row)).expire(key, ANSWER_STREAM_TTL_S).exec();
+  const replies = await redis.multi().xadd(key, '*', ROW_FIELD, JSON.stringify(row)).expire(key, ANSWER_STREAM_TTL_S).exec();
   const failed = replies?.find(([err]) => err)?.[0];
   if (failed) throw failed;
 }

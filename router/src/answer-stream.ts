@@ -360,20 +360,30 @@ function resultFromRow(plan: AnswerStreamPlan, row: Record<string, unknown>): Ga
 }
 
 /**
- * The first read of a subscription from rows in the answer's stream, when they can answer it: the
- * final row a `done` event carries once there is one, else the row recorded as the answer was
- * created (a `done` without a row: read through the gateway, which knows the final status). Only
- * for the message's own asker.
+ * How long after its creation the recorded row may stand for the message at a subscription's
+ * start. The asker subscribes within milliseconds of askTutor's answer; a later start (a reload, a
+ * second tab) reads through the gateway, which knows what happened since (a cancellation whose
+ * `done` was never published, a deleted conversation).
+ */
+export const RECORDED_ROW_FRESH_MS = 5000;
+
+/**
+ * The first read of a subscription from the row recorded in the answer's stream as it was created,
+ * when that can answer it: only for the message's own asker, only while the answer is being
+ * written (no `done` in the history: a finished, cancelled or deleted answer is read through the
+ * gateway) and only while the row is fresh (above).
  */
 function firstReadFromRow(
   plan: AnswerStreamPlan,
   history: readonly AnswerStreamEvent[],
-  recorded: Record<string, unknown> | undefined,
+  row: Record<string, unknown> | undefined,
   viewerId: string,
+  now = Date.now(),
 ): GatewayResult | undefined {
-  const done = history.find((e) => e.type === 'done');
-  const row = done ? done.message : recorded;
-  if (!row || row['id'] !== plan.messageId || row['userId'] !== viewerId) return undefined;
+  if (!row || row['id'] !== plan.messageId || row['userId'] !== viewerId || row['status'] !== 'GENERATING') return undefined;
+  if (history.some((e) => e.type === 'done')) return undefined;
+  const age = now - Date.parse(String(row['createdAt']));
+  if (!(age >= -RECORDED_ROW_FRESH_MS && age <= RECORDED_ROW_FRESH_MS)) return undefined;
   return resultFromRow(plan, row);
 }
 
@@ -859,8 +869,8 @@ export function createAnswerStreams(deps: AnswerStreamDeps) {
       // The message is read through the gateway meanwhile: it needs neither the listener nor the
       // history (its status only says whether the answer is already final; the text comes from the
       // history, and a `done` the read missed is in the history or arrives live). Unless a row in
-      // the stream may answer instead (the asker's own answer, a query a row answers): then the
-      // gateway is asked only if it does not.
+      // the stream may answer instead (a query a row answers, from someone who may be its asker):
+      // then the gateway is asked only if it does not, after the history (a Redis round trip later).
       const readThroughGateway = () =>
         req
           .run(plan.query, plan.variables)

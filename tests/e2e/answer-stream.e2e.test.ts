@@ -289,6 +289,32 @@ describe('answerStream over graphql-ws', () => {
     await sqlOf(prisma)(Prisma.sql`UPDATE "Message" SET status = 'CANCELLED' WHERE id = ${id}::uuid`);
   });
 
+  it('does not bring back an answer whose conversation was deleted, though its stream still holds the row', async () => {
+    await prisma.courseMember.upsert({
+      where: { courseId_userId: { courseId, userId: owner } },
+      create: { courseId, userId: owner, role: 'STUDENT' },
+      update: {},
+    });
+    // A conversation of its own (askTutor opens one): the others' stays.
+    const asked = await stack.gql<{ askTutor: { id: string; conversation: { id: string } } }>(
+      `mutation($input: AskTutorInput!) { askTutor(input: $input) { id conversation { id } } }`,
+      { input: { courseId, question: 'Where does the Calvin cycle happen?' } },
+      { token: ownerToken },
+    );
+    expect(asked.body.errors).toBeUndefined();
+    const { id, conversation } = asked.body.data!.askTutor;
+    // Written, as the worker does: the final row in the done event.
+    const [row] = await sqlOf(prisma)<Record<string, unknown>>(Prisma.sql`
+      UPDATE "Message" SET status = 'COMPLETE', content = 'In the stroma.', "completedAt" = now() WHERE id = ${id}::uuid RETURNING *`);
+    await publisher.publish(id, { type: 'done', status: 'COMPLETE', message: JSON.parse(JSON.stringify(row)) as Record<string, unknown> });
+    const deleted = await stack.gql(`mutation($id: ID!) { deleteConversation(id: $id) }`, { id: conversation.id }, { token: ownerToken });
+    expect(deleted.body.errors).toBeUndefined();
+    expect(await redis.exists(answerKey(id))).toBe(1); // the stream and its rows outlive the message
+    const sub = open(STREAM, id);
+    await expect(sub.done).rejects.toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'NOT_FOUND' }) })]);
+    expect(sub.messages).toEqual([]);
+  });
+
   it('sends a final answer whose stream has expired from the database', async () => {
     const id = await answer({ status: 'COMPLETE', content: 'Chlorophyll absorbs red and blue light.' });
     const sub = open(STREAM, id);
