@@ -254,6 +254,18 @@ describe('streamChat', () => {
     expect(api.chatRequests()[0]!.outcome).toBe('client-disconnected');
   }, 10_000);
 
+  it('a reader slower than the timeout is not a silent server: only a pending read runs the clock', async () => {
+    const api = await fake({ chat: ['one two three'] });
+    const stream = model(api, { timeoutMs: 150 }).streamChat({ messages });
+    const pieces: string[] = [];
+    for await (const piece of stream) {
+      pieces.push(piece);
+      await new Promise((r) => setTimeout(r, 250)); // longer than the timeout, between reads
+    }
+    expect(pieces.join('')).toBe('one two three');
+    expect((await stream.final()).finishReason).toBe('stop');
+  }, 10_000);
+
   it('a stream that ends before a finish_reason is MODEL_UNAVAILABLE (incomplete)', async () => {
     const chunk = {
       id: 'x',
