@@ -99,6 +99,8 @@ const ROUNDS = Number(values.rounds);
 const STEADY_MS = Number(values['steady-seconds']) * 1000;
 const THINK_MS = Number(values['think-ms']);
 const STEADY_TOKENS = values['steady-tokens'].split(',').map((t) => Number(t.trim()));
+if (STEADY_TOKENS.some((t) => !Number.isInteger(t) || t < 2))
+  throw new Error(`--steady-tokens: whole numbers of 2 or more, got ${values['steady-tokens']}`);
 const PARTS = new Set(values.parts.split(',').map((p) => p.trim()));
 /** Steady-state askers start over this long. */
 const RAMP_MS = 1000;
@@ -477,7 +479,7 @@ async function main() {
 
   if (values.set.length) console.log(`\nextra settings: ${values.set.join(' ')}`);
   console.log(
-    `\nbench:tutor: ${availableParallelism()} cores shared by this process (the clients), the fake model, the router, four subgraphs, one worker, PostgreSQL, PgBouncer and Redis; load average ${load()}`,
+    `\nbench:tutor: ${availableParallelism()} cores shared by this process (the clients), the fake model, the router, four subgraphs, the workers, PostgreSQL, PgBouncer and Redis; load average ${load()}`,
   );
 
   const pool: string[] = [];
@@ -526,7 +528,7 @@ async function main() {
         `\nbook: ${PAGES} pages (${(pdf.length / 1e6).toFixed(1)} MB), ingested through the API in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${chunks.length} chunks`,
       );
       // The steady state: at most one answer per asker every 0.3 s (20 tokens at 30/s take 0.67 s).
-      const steady = ASKERS * Math.ceil((STEADY_MS + RAMP_MS) / 300);
+      const steady = ASKERS * Math.ceil((STEADY_MS + RAMP_MS) / 300) * STEADY_TOKENS.length;
       pool.push(...questionsFrom(chunks, 2 * WARMUP + 2 * QUESTIONS + TTFT_ALONE + ASKERS * ROUNDS + steady + STREAMS));
       console.log(`questions: distinct sentences of the book, e.g. "${pool[0]}"`);
 
@@ -808,6 +810,11 @@ async function main() {
       const reads = (source: string) =>
         new RegExp(`^answer_stream_final_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
       console.log(`  final messages (part 2 so far): ${reads('event')} from the done event, ${reads('gateway')} read through the gateway`);
+      const starts = (source: string) =>
+        new RegExp(`^answer_stream_start_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
+      console.log(
+        `  first messages (part 2 so far): ${starts('row')} from the recorded row, ${starts('gateway')} read through the gateway`,
+      );
       summary.push({
         label: `2. project TTFT, steady, ${steadyTokens}-token answers`,
         figure: `p50 ${ms(quantile(ttft, 0.5))}, p95 ${ms(p95)}, p99 ${ms(quantile(ttft, 0.99))}`,
