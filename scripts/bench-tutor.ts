@@ -329,6 +329,39 @@ function watch(socket: Client, a: Answer): Promise<void> {
   });
 }
 
+/** Each service's garbage collections so far (prom-client's default metrics), by kind: count and seconds. */
+async function gcTotals(stack: TestStack) {
+  const out = new Map<string, Map<string, { count: number; seconds: number }>>();
+  for (const [name, service] of Object.entries(stack.services)) {
+    const text = await (await fetch(`${service.opsUrl}/metrics`)).text().catch(() => '');
+    const kinds = new Map<string, { count: number; seconds: number }>();
+    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"[^}]*\} ([\d.e+-]+)/gm)) {
+      const k = kinds.get(m[2]!) ?? { count: 0, seconds: 0 };
+      if (m[1] === 'sum') k.seconds = Number(m[3]);
+      else k.count = Number(m[3]);
+      kinds.set(m[2]!, k);
+    }
+    out.set(name, kinds);
+  }
+  return out;
+}
+
+/** The garbage collections between two totals: major (mark-sweep-compact) ones, and all, per service. */
+function gcReport(before: Awaited<ReturnType<typeof gcTotals>>, after: Awaited<ReturnType<typeof gcTotals>>) {
+  const parts: string[] = [];
+  for (const [name, kinds] of after) {
+    let all = 0;
+    let major = { count: 0, seconds: 0 };
+    for (const [kind, k] of kinds) {
+      const b = before.get(name)?.get(kind) ?? { count: 0, seconds: 0 };
+      all += k.seconds - b.seconds;
+      if (kind === 'major') major = { count: k.count - b.count, seconds: k.seconds - b.seconds };
+    }
+    if (all > 0) parts.push(`${name} ${(all * 1000).toFixed(0)} ms (major: ${major.count}, ${(major.seconds * 1000).toFixed(0)} ms)`);
+  }
+  return `  garbage collection in the services: ${parts.join(', ')}`;
+}
+
 /** Fills in each answer's stages from the chat subgraph's and the worker's logs and from its Redis stream. */
 async function annotate(stack: TestStack, redis: Redis, answers: Answer[]) {
   /** `service` ends with `*`: every process of that name (worker-1, worker-2...). */
@@ -763,6 +796,7 @@ async function main() {
       const profiled = PROFILE_DIR && steadyRun === 0 ? Object.values(s.services) : [];
       for (const service of profiled) service.child.kill('SIGUSR2'); // starts the profiler
       eld.reset();
+      const gcBefore = await gcTotals(s);
       const before = cpuSnapshot();
       await Promise.all(
         sockets.map(async (socket, i) => {
@@ -804,6 +838,7 @@ async function main() {
         after,
         all.length,
       );
+      console.log(gcReport(gcBefore, await gcTotals(s)));
       const p95 = quantile(ttft, 0.95);
       // How the router made the DONEs of the whole part: from the worker's done event, or read through the gateway.
       const metrics = await (await fetch(`${s.services['router']!.opsUrl}/metrics`)).text();
