@@ -335,11 +335,13 @@ async function gcTotals(stack: TestStack) {
   for (const [name, service] of Object.entries(stack.services)) {
     const text = await (await fetch(`${service.opsUrl}/metrics`)).text().catch(() => '');
     const kinds = new Map<string, { count: number; seconds: number }>();
-    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"[^}]*\} ([\d.e+-]+)/gm)) {
-      const k = kinds.get(m[2]!) ?? { count: 0, seconds: 0 };
+    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{([^}]*)\} (\S+)/gm)) {
+      const kind = /kind="(\w+)"/.exec(m[2]!)?.[1];
+      if (!kind) continue;
+      const k = kinds.get(kind) ?? { count: 0, seconds: 0 };
       if (m[1] === 'sum') k.seconds = Number(m[3]);
       else k.count = Number(m[3]);
-      kinds.set(m[2]!, k);
+      kinds.set(kind, k);
     }
     out.set(name, kinds);
   }
