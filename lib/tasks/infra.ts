@@ -29,9 +29,7 @@ export function createTaskInfra(redisUrl: string, prisma: PrismaClient, log: Log
   const connection: ConnectionOptions = opts.failFast
     ? (redisOptionsFromUrl(redisUrl, { maxRetriesPerRequest: retries }) as ConnectionOptions)
     : bullConnection(redisUrl);
-  // Commands issued in one turn of the event loop (many answers' pieces, many requests' reads) go out
-  // in one write: autopipelining, which needs no blocking command on this connection (BullMQ has its own).
-  const redis = new Redis(redisOptionsFromUrl(redisUrl, { maxRetriesPerRequest: retries, enableAutoPipelining: true }));
+  const redis = new Redis(redisOptionsFromUrl(redisUrl, { maxRetriesPerRequest: retries }));
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   const queues = createJobQueues(connection, (err) => log.error({ err }, 'queue error'));
   const publisher = createTaskEventPublisher(connection);

@@ -49,9 +49,7 @@ async function main() {
   const jobMetrics = createJobMetrics(metrics, () => [queues.queue('INGEST_DOCUMENT'), queues.queue('GENERATE_EXAM'), answerQueue.queue]);
   // The model (tutor answers, exam questions) and the LLM-level caches.
   const model = chatModelFromEnv(env, log.child({ component: 'model' }));
-  const cacheRedis = env.CACHE_REDIS_URL
-    ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true }))
-    : redis;
+  const cacheRedis = env.CACHE_REDIS_URL ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1 })) : redis;
   if (cacheRedis !== redis) cacheRedis.on('error', (err) => log.warn({ err: err.message }, 'cache redis error'));
 
   const runner = startWorkers({

@@ -17,9 +17,7 @@ async function main() {
   const base = await createSubgraphBase('rag', env);
   const infra = createTaskInfra(env.REDIS_URL, base.prisma, base.log, { failFast: true });
   // Search results may live in a Redis that evicts; by default the same one.
-  const cache = env.CACHE_REDIS_URL
-    ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true }))
-    : infra.redis;
+  const cache = env.CACHE_REDIS_URL ? new Redis(redisOptionsFromUrl(env.CACHE_REDIS_URL, { maxRetriesPerRequest: 1 })) : infra.redis;
   if (cache !== infra.redis) cache.on('error', (err) => base.log.warn({ err: err.message }, 'cache redis error'));
   const retrieval = await createRetrieval(base.prisma, env, base.log.child({ component: 'retrieval' }));
   await base.start({
