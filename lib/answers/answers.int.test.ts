@@ -61,7 +61,7 @@ describe('answer streams, budgets and the answer cache in Redis', () => {
   it('keeps the answer’s row at the head of its stream, apart from its events, with the stream’s expiry', async () => {
     const id = randomUUID();
     const row = { id, userId: 'u1', status: 'GENERATING', content: '', createdAt: new Date('2026-12-01T09:00:00Z') };
-    // Autopipelined, as the services' command connections are.
+    // Its own connection, with autopipelining (the row's MULTI must not depend on how commands are batched).
     const piped = new Redis(testInfra().REDIS_URL, { enableAutoPipelining: true });
     try {
       await recordAnswerRow(piped, id, row);

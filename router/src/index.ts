@@ -18,13 +18,7 @@ async function main() {
   const log = createLogger({ service: 'router', level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const production = env.NODE_ENV === 'production';
 
-  // Autopipelining: the rate limiter's and the answer streams' commands of one event-loop turn go out in one write.
-  const redis = new Redis(env.REDIS_URL, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    enableAutoPipelining: true,
-    connectionName: 'router',
-  });
+  const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'router' });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
 
   // Upload records want a connection that queues while Redis reconnects (the rate limiter's fails fast).

@@ -12,7 +12,7 @@ import { controlFrom, createContextFactory, resolvers } from './resolvers.js';
 async function main() {
   const env = readEnv();
   const base = await createSubgraphBase('chat', env);
-  const redis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true }));
+  const redis = new Redis(redisOptionsFromUrl(env.REDIS_URL, { maxRetriesPerRequest: 1 }));
   redis.on('error', (err) => base.log.warn({ err: err.message }, 'redis error'));
   const queue = createAnswerQueue(bullConnection(env.REDIS_URL), (err) => base.log.error({ err }, 'answer queue error'));
   await base.start({
