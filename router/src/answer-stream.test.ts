@@ -90,12 +90,12 @@ interface Row {
  * GraphQLError is thrown (FORBIDDEN, NOT_FOUND, a subgraph down...).
  */
 function fakeGateway(rows: Map<string, Row | GraphQLError>) {
-  type Call = { query: string; variables: Record<string, unknown>; shareKey: string | undefined; failed?: boolean };
+  type Call = { query: string; variables: Record<string, unknown>; shareKey: string | undefined; failed?: boolean; at: number };
   const calls: Call[] = [];
   const answered: Call[] = [];
   let failNext = 0;
   const run: RunQuery = async (query, variables, shareKey) => {
-    const call: Call = { query: print(query), variables, shareKey };
+    const call: Call = { query: print(query), variables, shareKey, at: Date.now() };
     calls.push(call);
     await new Promise((r) => setImmediate(r));
     call.failed = failNext > 0;
@@ -812,6 +812,23 @@ describe('answer streams', () => {
       ]);
       expect(s.gw.calls).toHaveLength(0);
       expect(s.startReads).toEqual(['row']);
+    });
+
+    it('spreads the rechecks of streams that started together', async () => {
+      fresh({}, [delta(1, 'x')]);
+      const s = setup({ recorded: recordedAt(0), viewerId: 'asker', recheckMs: 200 });
+      const startedAt = Date.now();
+      const streams = await Promise.all(Array.from({ length: 20 }, () => started(s)));
+      const iterators = streams.map((stream) => stream.results());
+      await Promise.all(iterators.map((it) => take(it, 1)));
+      const pending = iterators.map((it) => it.next()); // each waits for its recheck
+      await waitFor(() => s.gw.calls.filter((c) => normal(c.query) === normal(STATUS_ONLY)).length >= 20, 'twenty rechecks');
+      const times = s.gw.calls.filter((c) => normal(c.query) === normal(STATUS_ONLY)).map((c) => c.at - startedAt);
+      // 200 ms give or take a quarter: not all in the same instant.
+      expect(Math.min(...times)).toBeGreaterThanOrEqual(140);
+      expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(30);
+      for (const it of iterators) await it.return();
+      await Promise.all(pending);
     });
 
     it('reads through the gateway for anyone but the asker, without a row, for a done without one, or for fields a row lacks', async () => {
