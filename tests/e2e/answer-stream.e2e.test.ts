@@ -70,6 +70,20 @@ describe('answerStream over graphql-ws', () => {
     return row.id;
   };
 
+  /** A counter of the router's by its `source` label. */
+  const readsBySource = async (metric: string) => {
+    const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
+    return (source: string) => Number(new RegExp(`^${metric}\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+  };
+
+  /** The owner becomes a member of the course (askTutor needs one). */
+  const joinCourse = () =>
+    prisma.courseMember.upsert({
+      where: { courseId_userId: { courseId, userId: owner } },
+      create: { courseId, userId: owner, role: 'STUDENT' },
+      update: {},
+    });
+
   /** Routers subscribed to the answer's channel. */
   const channelSubscribers = async (messageId: string) => {
     const [, count] = (await redis.pubsub('NUMSUB', answerKey(messageId))) as [string, number];
@@ -187,9 +201,7 @@ describe('answerStream over graphql-ws', () => {
 
   it('shapes DONE from the final row the done event carries, exactly as a read through the gateway gives it', async () => {
     const finalReads = async () => {
-      const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
-      const count = (source: string) =>
-        Number(new RegExp(`^answer_stream_final_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+      const count = await readsBySource('answer_stream_final_reads_total');
       return { event: count('event'), gateway: count('gateway') };
     };
     const FINAL = `fragment Final on Message {
@@ -241,16 +253,10 @@ describe('answerStream over graphql-ws', () => {
 
   it('starts the asker’s stream from the row askTutor recorded (no read through the gateway), and only theirs', async () => {
     const startReads = async () => {
-      const metrics = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
-      const count = (source: string) =>
-        Number(new RegExp(`^answer_stream_start_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+      const count = await readsBySource('answer_stream_start_reads_total');
       return { row: count('row'), gateway: count('gateway') };
     };
-    await prisma.courseMember.upsert({
-      where: { courseId_userId: { courseId, userId: owner } },
-      create: { courseId, userId: owner, role: 'STUDENT' },
-      update: {},
-    });
+    await joinCourse();
     const ASK = `mutation($input: AskTutorInput!) { askTutor(input: $input) { id status } }`;
     const asked = await stack.gql<{ askTutor: { id: string; status: string } }>(
       ASK,
@@ -290,11 +296,7 @@ describe('answerStream over graphql-ws', () => {
   });
 
   it('does not bring back an answer whose conversation was deleted, though its stream still holds the row', async () => {
-    await prisma.courseMember.upsert({
-      where: { courseId_userId: { courseId, userId: owner } },
-      create: { courseId, userId: owner, role: 'STUDENT' },
-      update: {},
-    });
+    await joinCourse();
     // A conversation of its own (askTutor opens one): the others' stays.
     const asked = await stack.gql<{ askTutor: { id: string; conversation: { id: string } } }>(
       `mutation($input: AskTutorInput!) { askTutor(input: $input) { id conversation { id } } }`,
