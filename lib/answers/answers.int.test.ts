@@ -61,24 +61,17 @@ describe('answer streams, budgets and the answer cache in Redis', () => {
   it('keeps the answer’s row at the head of its stream, apart from its events, with the stream’s expiry', async () => {
     const id = randomUUID();
     const row = { id, userId: 'u1', status: 'GENERATING', content: '', createdAt: new Date('2026-12-01T09:00:00Z') };
-    // Its own connection, with autopipelining (the row's MULTI must not depend on how commands are batched).
-    const piped = new Redis(testInfra().REDIS_URL, { enableAutoPipelining: true });
-    try {
-      await recordAnswerRow(piped, id, row);
-      // The row alone gives the stream its expiry (an answer whose worker never publishes still goes).
-      expect(await redis.ttl(answerKey(id))).toBeGreaterThan(3000);
-      const publisher = createAnswerPublisher(piped);
-      await publisher.publish(id, { type: 'delta', text: 'Hel' }, 1);
-      await publisher.publish(id, { type: 'delta', text: 'lo' }, 1);
-      const start = await readAnswerStart(piped, id);
-      expect(start.row).toEqual({ ...row, createdAt: '2026-12-01T09:00:00.000Z' });
-      // The row is not an event: sequence numbers start at 1 and old readers see only events.
-      expect(start.events.map((e) => e.seq)).toEqual([1, 2]);
-      expect(await readAnswerHistory(piped, id)).toEqual(start.events);
-      expect(await redis.ttl(answerKey(id))).toBeGreaterThan(3000);
-    } finally {
-      await piped.quit();
-    }
+    await recordAnswerRow(redis, id, row);
+    // The row alone gives the stream its expiry (an answer whose worker never publishes still goes).
+    expect(await redis.ttl(answerKey(id))).toBeGreaterThan(3000);
+    const publisher = createAnswerPublisher(redis);
+    await publisher.publish(id, { type: 'delta', text: 'Hel' }, 1);
+    await publisher.publish(id, { type: 'delta', text: 'lo' }, 1);
+    const start = await readAnswerStart(redis, id);
+    expect(start.row).toEqual({ ...row, createdAt: '2026-12-01T09:00:00.000Z' });
+    // The row is not an event: sequence numbers start at 1 and old readers see only events.
+    expect(start.events.map((e) => e.seq)).toEqual([1, 2]);
+    expect(await readAnswerHistory(redis, id)).toEqual(start.events);
     // No row (a stream written before rows were recorded, or one that expired): none read.
     const other = randomUUID();
     await createAnswerPublisher(redis).publish(other, { type: 'delta', text: 'x' }, 1);

@@ -794,8 +794,7 @@ describe('answer streams', () => {
       role: 'ASSISTANT',
       createdAt: new Date(Date.now() - ageMs).toISOString(),
     });
-    const recorded = recordedAt(0);
-    const finalRow = { ...recorded, status: 'COMPLETE', content: 'Hello.' };
+    const finalRow = { ...recordedAt(0), status: 'COMPLETE', content: 'Hello.' };
     const doneWithRow = (seq: number): AnswerStreamEvent => ({ ...done(seq), message: finalRow }) as AnswerStreamEvent;
 
     it('starts the asker’s own subscription from the row recorded as the answer was created: no read through the gateway', async () => {
@@ -835,7 +834,7 @@ describe('answer streams', () => {
       const cases: { what: string; opts: Parameters<typeof setup>[0]; events?: AnswerStreamEvent[] }[] = [
         { what: 'another user (an admin, say)', opts: { recorded: recordedAt(0), viewerId: 'someone-else' } },
         { what: 'no row recorded (a chat subgraph of before)', opts: { recorded: null, viewerId: 'asker' } },
-        { what: 'a row of another message', opts: { recorded: { ...recorded, id: 'msg-2' }, viewerId: 'asker' } },
+        { what: 'a row of another message', opts: { recorded: { ...recordedAt(0), id: 'msg-2' }, viewerId: 'asker' } },
         // Finished, cancelled or deleted since (a deleted conversation's answers get a done): the gateway knows.
         {
           what: 'a done event without its row',
