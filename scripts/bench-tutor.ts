@@ -99,8 +99,9 @@ const ROUNDS = Number(values.rounds);
 const STEADY_MS = Number(values['steady-seconds']) * 1000;
 const THINK_MS = Number(values['think-ms']);
 const STEADY_TOKENS = values['steady-tokens'].split(',').map((t) => Number(t.trim()));
-if (STEADY_TOKENS.some((t) => !Number.isInteger(t) || t < 2))
-  throw new Error(`--steady-tokens: whole numbers of 2 or more, got ${values['steady-tokens']}`);
+// 10 at least: the question pool is sized for one answer per asker every 0.3 s.
+if (STEADY_TOKENS.some((t) => !Number.isInteger(t) || t < 10))
+  throw new Error(`--steady-tokens: whole numbers of 10 or more, got ${values['steady-tokens']}`);
 const PARTS = new Set(values.parts.split(',').map((p) => p.trim()));
 /** Steady-state askers start over this long. */
 const RAMP_MS = 1000;
@@ -333,7 +334,9 @@ function watch(socket: Client, a: Answer): Promise<void> {
 async function gcTotals(stack: TestStack) {
   const out = new Map<string, Map<string, { count: number; seconds: number }>>();
   for (const [name, service] of Object.entries(stack.services)) {
-    const text = await (await fetch(`${service.opsUrl}/metrics`)).text().catch(() => '');
+    const text = await fetch(`${service.opsUrl}/metrics`)
+      .then((r) => r.text())
+      .catch(() => ''); // a service that does not answer has no figures
     const kinds = new Map<string, { count: number; seconds: number }>();
     for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{([^}]*)\} (\S+)/gm)) {
       const kind = /kind="(\w+)"/.exec(m[2]!)?.[1];
@@ -781,7 +784,7 @@ async function main() {
     for (const [steadyRun, steadyTokens] of (PARTS.has('2') ? STEADY_TOKENS : []).entries()) {
       // The steady state: ASKERS askers in a closed loop, each asking again as soon as its answer is DONE,
       // once per answer length (at 30 tokens/s, 60 tokens take 2 s: every asker has a question in
-      // flight at every moment, about 24 answers/s; 20 tokens take 0.67 s: the machine saturates).
+      // flight at every moment, about 22 answers/s here; 20 tokens take 0.67 s: the machine saturates).
       tell({ type: 'tokens', tokens: steadyTokens });
       const stateLabel = `${ASKERS} askers, answers of ${steadyTokens} tokens (${(steadyTokens / TOKENS_PER_SECOND).toFixed(1)} s), think ${THINK_MS} ms`;
       const all: Answer[] = [];
@@ -844,13 +847,14 @@ async function main() {
       const p95 = quantile(ttft, 0.95);
       // How the router made the DONEs of the whole part: from the worker's done event, or read through the gateway.
       const metrics = await (await fetch(`${s.services['router']!.opsUrl}/metrics`)).text();
-      const reads = (source: string) =>
-        new RegExp(`^answer_stream_final_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
-      console.log(`  final messages (part 2 so far): ${reads('event')} from the done event, ${reads('gateway')} read through the gateway`);
-      const starts = (source: string) =>
-        new RegExp(`^answer_stream_start_reads_total\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
+      const reads = (metric: string, source: string) =>
+        new RegExp(`^${metric}\\{source="${source}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? '0';
+      const [final, first] = ['answer_stream_final_reads_total', 'answer_stream_start_reads_total'];
       console.log(
-        `  first messages (part 2 so far): ${starts('row')} from the recorded row, ${starts('gateway')} read through the gateway`,
+        `  final messages (part 2 so far): ${reads(final, 'event')} from the done event, ${reads(final, 'gateway')} read through the gateway`,
+      );
+      console.log(
+        `  first messages (part 2 so far): ${reads(first, 'row')} from the recorded row, ${reads(first, 'gateway')} read through the gateway`,
       );
       summary.push({
         label: `2. project TTFT, steady, ${steadyTokens}-token answers`,
