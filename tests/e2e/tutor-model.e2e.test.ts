@@ -49,7 +49,7 @@ describe('the tutor with a model', () => {
   let stack: TestStack;
   let course: Awaited<ReturnType<typeof factCourse>>;
   /** What the model answers next; reset to citingModel after each use. */
-  let next: ((request: FakeChatRequest) => FakeChatReply) | undefined;
+  let next: ((request: FakeChatRequest) => FakeChatReply | Promise<FakeChatReply>) | undefined;
 
   beforeAll(async () => {
     fake = await startFakeOpenAI({
@@ -208,6 +208,42 @@ describe('the tutor with a model', () => {
     expect(final.status).toBe('CANCELLED');
     expect(final.content.length).toBeGreaterThan(0);
     expect(final.content.length).toBeLessThan('The Eiffel Tower was completed in 1889 [1]. '.length * 30);
+  });
+
+  it('publishes the first piece of text at once and gathers the rest into a few DELTAs, nothing lost', async () => {
+    // 40 tokens with no pause between them: the first goes out alone, the rest within ANSWER_FLUSH_MS.
+    const tokens = ['The ', 'Eiffel ', 'Tower ', 'was ', 'completed ', 'in ', '1889 ', '[1]. '].concat(
+      Array.from({ length: 32 }, (_, i) => `word${i} `),
+    );
+    let release!: () => void;
+    const subscribed = new Promise<void>((r) => (release = r));
+    next = async () => {
+      await subscribed; // the stream starts once the subscriber has its SNAPSHOT
+      return { tokens };
+    };
+    const asked = await ask(stack, course.studentToken, { courseId: course.courseId, question: 'When was the tower completed, in detail?' });
+    const id = asked.body.data!.askTutor.id;
+    type Event = { answerStream: { type: string; text: string | null; message: { content: string } | null } };
+    const live = subscribe<Event>(
+      stack.routerUrl,
+      course.studentToken,
+      'subscription($id: ID!) { answerStream(messageId: $id) { type text message { content } } }',
+      { id },
+    );
+    const snapshot = await live.until((d) => d.answerStream.type === 'SNAPSHOT', 20_000);
+    expect(snapshot.answerStream.message!.content).toBe('');
+    release();
+    await live.done;
+    next = undefined;
+    const events = live.messages.map((m) => m.data!.answerStream);
+    const deltas = events.filter((e) => e.type === 'DELTA').map((e) => e.text!);
+    expect(deltas[0]).toBe('The ');
+    expect(deltas.join('')).toBe(tokens.join(''));
+    // One DELTA per token would be 40; gathered, a handful (more only if reading the stream took long).
+    expect(deltas.length).toBeGreaterThanOrEqual(2);
+    expect(deltas.length).toBeLessThanOrEqual(6);
+    expect(events[events.length - 1]!.type).toBe('DONE');
+    expect(events[events.length - 1]!.message!.content).toBe(tokens.join(''));
   });
 
   it('fails clearly when the model is down before the first token', async () => {
