@@ -221,7 +221,10 @@ describe('the tutor with a model', () => {
       await subscribed; // the stream starts once the subscriber has its SNAPSHOT
       return { tokens };
     };
-    const asked = await ask(stack, course.studentToken, { courseId: course.courseId, question: 'When was the tower completed, in detail?' });
+    const asked = await ask(stack, course.studentToken, {
+      courseId: course.courseId,
+      question: 'When was the tower completed, in detail?',
+    });
     const id = asked.body.data!.askTutor.id;
     type Event = { answerStream: { type: string; text: string | null; message: { content: string } | null } };
     const live = subscribe<Event>(
@@ -230,17 +233,22 @@ describe('the tutor with a model', () => {
       'subscription($id: ID!) { answerStream(messageId: $id) { type text message { content } } }',
       { id },
     );
-    const snapshot = await live.until((d) => d.answerStream.type === 'SNAPSHOT', 20_000);
-    expect(snapshot.answerStream.message!.content).toBe('');
-    release();
-    await live.done;
-    next = undefined;
+    try {
+      // Under the worker's model timeout (LLM_TIMEOUT_MS 5 s), which the held request counts against.
+      const snapshot = await live.until((d) => d.answerStream.type === 'SNAPSHOT', 4_000);
+      expect(snapshot.answerStream.text ?? '').toBe(''); // no text yet: the first piece will be a DELTA
+      release();
+      await live.until((d) => d.answerStream.type === 'DONE', 20_000);
+    } finally {
+      release();
+      next = undefined;
+      await live.dispose();
+    }
     const events = live.messages.map((m) => m.data!.answerStream);
     const deltas = events.filter((e) => e.type === 'DELTA').map((e) => e.text!);
     expect(deltas[0]).toBe('The ');
     expect(deltas.join('')).toBe(tokens.join(''));
     // One DELTA per token would be 40; gathered, a handful (more only if reading the stream took long).
-    expect(deltas.length).toBeGreaterThanOrEqual(2);
     expect(deltas.length).toBeLessThanOrEqual(6);
     expect(events[events.length - 1]!.type).toBe('DONE');
     expect(events[events.length - 1]!.message!.content).toBe(tokens.join(''));

@@ -92,8 +92,8 @@ export const schema = z
      * Text is published in pieces gathered for this long (0: every piece at once); the first piece
      * always goes at once. 100 ms is 10 updates a second, as smooth as reading needs (a reader takes
      * in 4-5 words a second), and half the pieces of 50 ms for every worker, Redis and router to
-     * carry: in bench:tutor 8-10% less CPU per answer, and with 50 askers the time to first token
-     * p95 123 and 47 ms against 148 and 56 (20- and 60-token answers, the two side by side).
+     * carry: in bench:tutor 8-10% less CPU per answer, and with 50 askers of 20-token answers (the
+     * machine saturated) the time to first token p95 116-126 ms against 148-201 (three pairs of runs).
      */
     ANSWER_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(100),
     /** GENERATING answers older than this whose job is gone are queued again or failed. */
