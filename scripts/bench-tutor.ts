@@ -98,6 +98,7 @@ const QUESTIONS = Number(values.questions);
 const CONCURRENCY = Number(values.concurrency);
 const ASKERS = Number(values.askers);
 const ROUNDS = Number(values.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 0) throw new Error(`--rounds: a whole number, 0 or more, got ${values.rounds}`);
 const STEADY_MS = Number(values['steady-seconds']) * 1000;
 const THINK_MS = Number(values['think-ms']);
 const STEADY_TOKENS = values['steady-tokens'].split(',').map((t) => Number(t.trim()));
@@ -111,10 +112,11 @@ const STREAMS = Number(values.streams);
 const TOKENS = Number(values.tokens);
 const TOKENS_PER_SECOND = 30;
 const WARMUP = 10;
-/** Case 2's answers, and its one-asker-at-a-time baseline. */
+/** Case 2's answers in the warm-up and one asker at a time (the burst has --burst-tokens, the steady state --steady-tokens). */
 const TTFT_TOKENS = 20;
 const BURST_TOKENS = Number(values['burst-tokens']);
-if (!Number.isInteger(BURST_TOKENS) || BURST_TOKENS < 1) throw new Error(`--burst-tokens: a whole number of 1 or more, got ${values['burst-tokens']}`);
+if (!Number.isInteger(BURST_TOKENS) || BURST_TOKENS < 1)
+  throw new Error(`--burst-tokens: a whole number of 1 or more, got ${values['burst-tokens']}`);
 const TTFT_ALONE = 20;
 const ANSWER_TIMEOUT_MS = 60_000;
 const TARGETS = { offlineP95: 300, ttftP95: 150, deliveryP99: 50 };
@@ -569,8 +571,12 @@ async function main() {
       console.log(
         `\nbook: ${PAGES} pages (${(pdf.length / 1e6).toFixed(1)} MB), ingested through the API in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${chunks.length} chunks`,
       );
-      // The steady state: at most one answer per asker every 0.3 s (20 tokens at 30/s take 0.67 s).
-      const steady = ASKERS * Math.ceil((STEADY_MS + RAMP_MS) / 300) * STEADY_TOKENS.length;
+      // The steady state: an answer of t tokens takes at least t/30 s to stream, so each asker asks at
+      // most (ramp + steady) / that many questions per answer length.
+      const steady = STEADY_TOKENS.reduce(
+        (sum, t) => sum + ASKERS * Math.ceil((STEADY_MS + RAMP_MS) / ((t * 1000) / TOKENS_PER_SECOND)),
+        0,
+      );
       pool.push(...questionsFrom(chunks, 2 * WARMUP + 2 * QUESTIONS + TTFT_ALONE + ASKERS * ROUNDS + steady + STREAMS));
       console.log(`questions: distinct sentences of the book, e.g. "${pool[0]}"`);
 
