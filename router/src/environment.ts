@@ -75,6 +75,13 @@ export const schema = z
      * MAX_BODY_BYTES must be larger.
      */
     MAX_BODY_BYTES: envParts.positiveInt(6 * 1024 * 1024),
+    /**
+     * GraphQL requests over HTTP one replica serves at once; past it a new one is refused at once
+     * (503 SERVICE_UNAVAILABLE, reason OVERLOADED, Retry-After 1) instead of waiting behind the
+     * others until a subgraph's deadline. 512: a replica answering a few hundred requests a second
+     * only gets there when they take seconds each. Subscriptions have their own limits (WS_MAX_*).
+     */
+    MAX_IN_FLIGHT: envParts.positiveInt(512),
     /** Where uploads are stored; shared with the workers. */
     BLOB_DIR: z.string().min(1).default('.data/blobs'),
     UPLOAD_MAX_BYTES: envParts.positiveInt(100 * 1024 * 1024),

@@ -78,6 +78,7 @@ async function main() {
     corsOrigins: env.CORS_ORIGINS,
     sandboxToken: env.SANDBOX_DEV_TOKEN,
     maxBodyBytes: env.MAX_BODY_BYTES,
+    maxInFlight: env.MAX_IN_FLIGHT,
     drainDelayMs: env.DRAIN_DELAY_MS,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     log,

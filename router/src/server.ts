@@ -33,6 +33,7 @@ import { GraphQLError } from 'graphql';
 import { createQueryGuard, type QueryLimits } from './limits.js';
 import { unavailableResponses } from './unavailable.js';
 import { createSubgraphHealth } from './subgraph-health.js';
+import { createAdmission } from './admission.js';
 
 /** How long a replaced supergraph's subgraph pools stay open for the queries planned on it (at least twice the subgraph's deadline). */
 const RETIRED_POOL_CLOSE_MS = 120_000;
@@ -53,6 +54,8 @@ export interface RouterOptions {
   corsOrigins: string[];
   sandboxToken?: string | undefined;
   maxBodyBytes: number;
+  /** GraphQL requests over HTTP served at once (MAX_IN_FLIGHT); past it, 503 OVERLOADED at once. */
+  maxInFlight: number;
   drainDelayMs: number;
   shutdownTimeoutMs: number;
   log: Logger;
@@ -429,9 +432,13 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   // Course material: streamed to the blob store, answered with an upload id for ingestDocument.
   app.post('/uploads', corsMiddleware, authenticate, limit, createUploadHandler({ ...opts.uploads, log }));
 
+  // Past MAX_IN_FLIGHT, refused before the token is checked or the body read (CORS preflights pass).
+  const admission = createAdmission({ maxInFlight: opts.maxInFlight, registry: metrics.registry, log });
+
   app.use(
     '/graphql',
     corsMiddleware,
+    admission.middleware,
     authenticate,
     limitGraphql,
     express.json({ limit: opts.maxBodyBytes }),
