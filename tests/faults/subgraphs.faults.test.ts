@@ -3,12 +3,15 @@
  * working; one that needs it gets, within the router's per-subgraph timeout, the rest of its data
  * and a SERVICE_UNAVAILABLE error naming the subgraph (a course whose exams cannot be loaded is
  * still a course); the router's detailed /ready says which subgraph is down, and when it is back.
+ * Requests past the router's MAX_IN_FLIGHT while others wait on the stalled subgraph are refused at
+ * once (503 OVERLOADED), not queued behind them.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { faultsInfra, sleep } from '../support/faults.js';
 
 const EXAM_TIMEOUT_MS = 1500;
+const MAX_IN_FLIGHT = 3;
 
 interface ReadyView {
   status: string;
@@ -33,6 +36,10 @@ describe('a subgraph stalled or killed', () => {
       await sleep(100);
     }
   };
+  const inFlight = async () => {
+    const text = await (await fetch(`${stack.services['router']!.opsUrl}/metrics`)).text();
+    return Number(/^http_requests_in_flight (\d+)$/m.exec(text)?.[1] ?? NaN);
+  };
   const courseWithExams = () =>
     teacher<{ course: { id: string; title: string; exams: { id: string }[] | null } }>(
       'query Course($id: ID!) { course(id: $id) { id title exams { id } } }',
@@ -42,7 +49,11 @@ describe('a subgraph stalled or killed', () => {
   beforeAll(async () => {
     stack = await startTestStack({
       infra: faultsInfra(),
-      router: { SUBGRAPH_EXAM_TIMEOUT_MS: String(EXAM_TIMEOUT_MS), SUBGRAPH_HEALTH_INTERVAL_MS: '300' },
+      router: {
+        SUBGRAPH_EXAM_TIMEOUT_MS: String(EXAM_TIMEOUT_MS),
+        SUBGRAPH_HEALTH_INTERVAL_MS: '300',
+        MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
+      },
     });
     teacher = await stack.as(stack.user('sg-faults'), 'TEACHER');
     const made = await teacher<{ createCourse: { id: string } }>(
@@ -87,6 +98,24 @@ describe('a subgraph stalled or killed', () => {
         }),
       ]);
       expect(partial.headers.get('retry-after')).toMatch(/^\d+$/);
+
+      // MAX_IN_FLIGHT requests waiting on the stalled subgraph: one more is refused at once, not
+      // queued behind them, and they still get their partial answers.
+      const waiting = Array.from({ length: MAX_IN_FLIGHT }, () => courseWithExams());
+      for (let i = 0; (await inFlight()) < MAX_IN_FLIGHT; i++) {
+        if (i > 100) throw new Error(`the router never had ${MAX_IN_FLIGHT} requests in flight`);
+        await sleep(20);
+      }
+      const refused = await teacher('{ myCourses { id } }');
+      expect({ status: refused.status, body: refused.body }).toMatchObject({
+        status: 503,
+        body: { errors: [{ extensions: { code: 'SERVICE_UNAVAILABLE', reason: 'OVERLOADED', retryAfter: 1 } }] },
+      });
+      expect(refused.headers.get('retry-after')).toBe('1');
+      for (const answer of await Promise.all(waiting)) {
+        expect(answer.status).toBe(200);
+        expect(answer.body.data!.course).toMatchObject({ id: courseId, exams: null });
+      }
 
       // The router stays ready (it answers the rest) and names the subgraph that is down.
       const view = await waitForSubgraph('exam', 'down');
