@@ -133,6 +133,15 @@ export const DASHBOARDS: Dashboard[] = [
           ts('Router to subgraph calls', 'Calls per second by outcome.', 'reqps', [
             q('sum by (subgraph, outcome) (rate(subgraph_fetch_duration_seconds_count[$__rate_interval]))', '{{subgraph}} {{outcome}}'),
           ]),
+          ts(
+            'Router admission',
+            'GraphQL requests over HTTP each router replica is serving, and those refused at once because MAX_IN_FLIGHT were (RouterOverloaded).',
+            'none',
+            [
+              q('sum by (instance) (http_requests_in_flight)', '{{instance}} in flight'),
+              q('sum by (instance) (rate(http_requests_refused_overloaded_total[$__rate_interval]))', '{{instance}} refused per second'),
+            ],
+          ),
         ],
       },
       {
