@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import express from 'express';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createAdmission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
@@ -53,7 +53,7 @@ describe('admission control (MAX_IN_FLIGHT)', () => {
     const second = fetch(s.url, { method: 'POST' });
     await s.waitHeld(2);
     expect(s.admission.inFlight()).toBe(2);
-    expect(await s.metric('http_requests_in_flight')).toBe(2);
+    expect(await s.metric('graphql_requests_in_flight')).toBe(2);
 
     const third = await fetch(s.url, { method: 'POST' });
     expect(third.status).toBe(503);
@@ -66,7 +66,7 @@ describe('admission control (MAX_IN_FLIGHT)', () => {
         },
       ],
     });
-    expect(await s.metric('http_requests_refused_overloaded_total')).toBe(1);
+    expect(await s.metric('overload_rejections_total')).toBe(1);
     expect(s.warnings).toEqual([expect.objectContaining({ msg: 'requests refused: too many in flight', maxInFlight: 2 })]);
 
     s.releaseAll();
@@ -98,6 +98,28 @@ describe('admission control (MAX_IN_FLIGHT)', () => {
     s.releaseAll();
     expect((await next).status).toBe(200);
     await waitFor(() => s.admission.inFlight() === 0);
+  });
+
+  it('frees the slots of requests pipelined on a connection that closes before they are answered', async () => {
+    s = await heldServer(2);
+    server = s.server;
+    const { port } = new URL(s.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const request = 'POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n';
+    socket.write(request + request); // the second waits behind the first: it has no response of its own yet
+    await waitFor(() => s.admission.inFlight() === 2);
+    expect((await fetch(s.url, { method: 'POST' })).status).toBe(503);
+    socket.destroy();
+    await waitFor(() => s.admission.inFlight() === 0);
+    s.releaseAll(); // the handlers answer a connection that is gone: nothing is counted twice
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.admission.inFlight()).toBe(0);
+    const next = fetch(s.url, { method: 'POST' });
+    await s.waitHeld(1);
+    expect(s.admission.inFlight()).toBe(1);
+    s.releaseAll();
+    expect((await next).status).toBe(200);
   });
 });
 

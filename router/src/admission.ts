@@ -16,33 +16,36 @@ export interface AdmissionOptions {
 }
 
 /**
- * Admission control for `/graphql` over HTTP. A replica serves at most `maxInFlight` requests at
- * once; one more is refused at once with 503 `SERVICE_UNAVAILABLE` (`reason: OVERLOADED`) and
- * `Retry-After`, before its token is checked or its body read. Without it, a replica past what it
- * (or a subgraph behind it) can serve queues every request until the subgraph deadline, and
- * everyone waits; refused at once, a client backs off or goes to another replica, and the ones
- * admitted are served at the usual speed. A request leaves when its response is finished or its
- * client goes away (`close`), whichever comes first.
+ * Admission control for GraphQL requests on `/graphql` over HTTP (not uploads, not graphql-ws).
+ * A replica serves at most `maxInFlight` at once; one more is refused at once with 503
+ * `SERVICE_UNAVAILABLE` (`reason: OVERLOADED`) and `Retry-After`, before its token is checked or
+ * its body read. Without it, a replica past what it (or a subgraph behind it) can serve queues
+ * every request until the subgraph deadline, and everyone waits; refused at once, a client backs
+ * off for a second, and the ones admitted are served at the usual speed. A request leaves when
+ * its response is done or its connection closes, whichever comes first (a request pipelined
+ * behind another on a connection that closes never gets a response of its own to close).
+ * Its slot is then free even if the gateway is still working on it for a client that went away:
+ * that work ends by the subgraph deadline.
  */
 export function createAdmission(opts: AdmissionOptions) {
   let inFlight = 0;
   let lastWarnAt = 0;
   let refusedSinceWarn = 0;
   new Gauge({
-    name: 'http_requests_in_flight',
-    help: 'GraphQL requests over HTTP being served by this replica',
+    name: 'graphql_requests_in_flight',
+    help: 'GraphQL requests on /graphql over HTTP being served by this router replica',
     registers: [opts.registry],
     collect() {
       this.set(inFlight);
     },
   });
   const refused = new Counter({
-    name: 'http_requests_refused_overloaded_total',
-    help: 'GraphQL requests over HTTP refused at once because MAX_IN_FLIGHT were being served',
+    name: 'overload_rejections_total',
+    help: 'GraphQL requests on /graphql over HTTP refused at once because MAX_IN_FLIGHT were being served',
     registers: [opts.registry],
   });
 
-  const middleware = (_req: Request, res: Response, next: NextFunction) => {
+  const middleware = (req: Request, res: Response, next: NextFunction) => {
     if (inFlight >= opts.maxInFlight) {
       refused.inc();
       refusedSinceWarn++;
@@ -62,7 +65,16 @@ export function createAdmission(opts: AdmissionOptions) {
       return;
     }
     inFlight++;
-    res.once('close', () => inFlight--);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      inFlight--;
+      res.off('close', release);
+      req.socket.off('close', release);
+    };
+    res.once('close', release);
+    req.socket.once('close', release);
     next();
   };
 

@@ -138,8 +138,8 @@ export const DASHBOARDS: Dashboard[] = [
             'GraphQL requests over HTTP each router replica is serving, and those refused at once because MAX_IN_FLIGHT were (RouterOverloaded).',
             'none',
             [
-              q('sum by (instance) (http_requests_in_flight)', '{{instance}} in flight'),
-              q('sum by (instance) (rate(http_requests_refused_overloaded_total[$__rate_interval]))', '{{instance}} refused per second'),
+              q('sum by (instance) (graphql_requests_in_flight)', '{{instance}} in flight'),
+              q('sum by (instance) (rate(overload_rejections_total[$__rate_interval]))', '{{instance}} refused per second'),
             ],
           ),
         ],
