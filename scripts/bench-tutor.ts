@@ -102,7 +102,7 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 0) throw new Error(`--rounds: a whole 
 const STEADY_MS = Number(values['steady-seconds']) * 1000;
 const THINK_MS = Number(values['think-ms']);
 const STEADY_TOKENS = values['steady-tokens'].split(',').map((t) => Number(t.trim()));
-// 10 at least: the question pool is sized for one answer per asker every 0.3 s.
+// 10 at least: shorter answers come back so fast that the book's sentences would not make questions enough for 60 s.
 if (STEADY_TOKENS.some((t) => !Number.isInteger(t) || t < 10))
   throw new Error(`--steady-tokens: whole numbers of 10 or more, got ${values['steady-tokens']}`);
 const PARTS = new Set(values.parts.split(',').map((p) => p.trim()));
